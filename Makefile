@@ -1,0 +1,107 @@
+# umbra: build the core library, the Lua module and the executable; run the tests.
+# `make` builds; `make test`, `make demo`, `make memcheck`, `make asan`, `make bench`,
+# `make install PREFIX=...`, `make clean`. Missing Debian packages are installed by
+# scripts/install-deps (as root) or named with the command to run.
+
+PREFIX ?= /usr/local
+BUILD ?= build
+CUDA ?= $(shell test -x /usr/local/cuda/bin/nvcc && echo 1 || echo 0)
+
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+DEPS_STATUS := $(shell scripts/ensure-deps >&2; echo $$?)
+ifneq ($(DEPS_STATUS),0)
+$(error missing dependencies (see above))
+endif
+endif
+
+PKGS := lua5.4 openblas hdf5 check matio libpng zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs lua5.4 openblas hdf5 matio libpng zlib 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+SIMD := $(shell grep -q -w avx2 /proc/cpuinfo 2>/dev/null && grep -q -w fma /proc/cpuinfo 2>/dev/null && echo -mavx2 -mfma)
+OPT ?= -O2 $(SIMD)
+CFLAGS ?= $(OPT) -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Icore $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lreadline -lgomp -lm -lpthread $(EXTRA_LDFLAGS)
+
+CORE_SRC := $(wildcard core/*.c core/cpu/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+BIND_SRC := $(filter-out lua/main.c,$(wildcard lua/*.c))
+BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
+
+ifeq ($(CUDA),1)
+NVCC ?= /usr/local/cuda/bin/nvcc
+CUDA_SRC := $(wildcard core/cuda/*.cu)
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CUDA_LIBS := -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcudart -lcublas -lcudnn -lstdc++
+NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Icore -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+else
+CUDA_OBJ :=
+CUDA_LIBS :=
+endif
+
+LIB := $(BUILD)/libumbra.a
+CORE_SO := $(BUILD)/lua/umbra/core.so
+EXE := $(BUILD)/umbra
+C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_main.c,$(wildcard tests/c/test_*.c)))
+
+.PHONY: all test test-c test-lua memcheck asan demo bench install clean help
+all: $(LIB) $(CORE_SO) $(EXE)
+
+$(BUILD)/%.o: %.c $(wildcard core/*.h core/cpu/*.h lua/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(wildcard core/*.h core/cuda/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(LIB): $(CORE_OBJ) $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(CORE_SO): $(BIND_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(BIND_OBJ) $(LIB) $(filter-out -llua5.4,$(LDLIBS)) $(CUDA_LIBS) -fopenmp
+
+$(EXE): $(BUILD)/lua/main.o $(BIND_OBJ) $(LIB)
+	$(CC) -o $@ $^ $(LDLIBS) $(CUDA_LIBS) -Wl,-E -ldl -fopenmp
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/check_main.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS) $(CUDA_LIBS)
+
+test: all $(C_TESTS)
+	@BUILD=$(BUILD) scripts/run-tests
+
+test-c: $(C_TESTS)
+	@BUILD=$(BUILD) scripts/run-tests c
+
+test-lua: all
+	@BUILD=$(BUILD) scripts/run-tests lua
+
+memcheck: all $(C_TESTS)
+	@BUILD=$(BUILD) MEMCHECK=1 scripts/run-tests c
+
+asan:
+	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1" EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" EXTRA_LDFLAGS="-fsanitize=address,undefined" all $(patsubst $(BUILD)/%,build-asan/%,$(C_TESTS))
+	@BUILD=build-asan ASAN=1 scripts/run-tests
+
+demo: all
+	$(EXE) recipes/toy2d.lua
+
+bench: all
+	scripts/bench/run-all
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4/umbra $(DESTDIR)$(PREFIX)/share/lua/5.4/umbra
+	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/umbra
+	install -m 755 $(CORE_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/umbra/core.so
+	install -m 644 lua/umbra/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/umbra/
+
+clean:
+	rm -rf build build-asan
+
+help:
+	@sed -n '1,5p' Makefile

@@ -1,0 +1,68 @@
+/* The CPU backend: host memory through the counting allocator, OpenBLAS GEMM, and the
+ * kernel table. Layers and attacks add their tables (um_cpu_nn_ops, um_cpu_attack_ops). */
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+#include "alloc.h"
+#include "cpu.h"
+
+static int cpu_alloc(void **p, size_t bytes) {
+    *p = um_alloc(bytes);
+    return *p ? UM_OK : UM_ENOMEM;
+}
+static void cpu_dealloc(void *p) { um_dealloc(p); }
+static int cpu_memcpy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); return UM_OK; }
+
+int um_cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    return UM_OK;
+}
+
+static int num_threads = 0;
+
+void um_cpu_set_num_threads(int n) {
+    num_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+void um_set_num_threads(int n) {
+    if (n < 1) n = 1;
+    um_cpu_set_num_threads(n);
+}
+
+int um_get_num_threads(void) { return num_threads > 0 ? num_threads : omp_get_max_threads(); }
+
+extern const struct um_nn_ops um_cpu_nn_ops __attribute__((weak));
+extern const struct um_attack_ops um_cpu_attack_ops __attribute__((weak));
+
+static um_backend cpu_backend = {
+    .name = "cpu",
+    .is_host = 1,
+    .alloc = cpu_alloc,
+    .dealloc = cpu_dealloc,
+    .to_host = cpu_memcpy,
+    .from_host = cpu_memcpy,
+    .copy_strided = um_cpu_copy_strided,
+    .fill = um_cpu_fill,
+    .binary = um_cpu_binary,
+    .binary_scalar = um_cpu_binary_scalar,
+    .unary = um_cpu_unary,
+    .clamp = um_cpu_clamp,
+    .axpy = um_cpu_axpy,
+    .reduce = um_cpu_reduce,
+    .arg_extreme = um_cpu_arg_extreme,
+    .softmax = um_cpu_softmax,
+    .gemm = um_cpu_gemm,
+    .set_num_threads = um_cpu_set_num_threads,
+};
+
+const um_backend *um_cpu_backend(void) {
+    /* the layer and attack tables live in other files; a weak reference keeps this file
+     * linkable on its own (the core tests link without them) */
+    if (!cpu_backend.nn) cpu_backend.nn = &um_cpu_nn_ops;
+    if (!cpu_backend.attack) cpu_backend.attack = &um_cpu_attack_ops;
+    return &cpu_backend;
+}

@@ -1,0 +1,46 @@
+/* Thread-local error message and status names for the core. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "error.h"
+
+#define UM_ERRLEN 1024
+static _Thread_local char um_errmsg[UM_ERRLEN];
+
+int um_fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(um_errmsg, sizeof um_errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void um_error_prefix(const char *prefix) {
+    char tmp[UM_ERRLEN + 256];
+    if (!prefix || !*prefix) return;
+    size_t n = strlen(prefix);
+    /* a container adds its path only once, even when an error travels up several levels */
+    if (strncmp(um_errmsg, prefix, n) == 0 && (um_errmsg[n] == ':' || um_errmsg[n] == '.')) return;
+    snprintf(tmp, sizeof tmp, "%s: %s", prefix, um_errmsg);
+    size_t len = strlen(tmp);
+    if (len >= UM_ERRLEN) len = UM_ERRLEN - 1;
+    memcpy(um_errmsg, tmp, len);
+    um_errmsg[len] = 0;
+}
+
+const char *um_last_error(void) { return um_errmsg; }
+void um_clear_error(void) { um_errmsg[0] = 0; }
+
+const char *um_status_name(int code) {
+    switch (code) {
+    case UM_OK: return "ok";
+    case UM_EINVAL: return "invalid argument";
+    case UM_ENOMEM: return "out of memory";
+    case UM_EIO: return "input/output error";
+    case UM_EFORMAT: return "bad format";
+    case UM_EDEVICE: return "device error";
+    case UM_ENOTIMPL: return "not implemented";
+    case UM_ENUMERIC: return "non-finite value";
+    default: return "unknown error";
+    }
+}

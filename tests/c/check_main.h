@@ -5,6 +5,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "umbra.h"
 
 #define ck_ok(expr) do { int rc_ = (expr); ck_assert_msg(rc_ == UM_OK, "%s -> %d: %s", #expr, rc_, um_last_error()); } while (0)

@@ -24,8 +24,8 @@ static int need_same(const char *what, const um_tensor *a, const um_tensor *b) {
     return UM_OK;
 }
 
-/* Draw n floats on the host and place them in a new tensor on be. */
-static int host_uniform(um_tensor **out, int ndim, const int64_t *size, const um_backend *be, um_generator *g, float lo, float hi) {
+int um_uniform_tensor(um_tensor **out, int ndim, const int64_t *size, const um_backend *be, um_generator *g, float lo, float hi) {
+    if (!be) be = um_cpu_backend();
     um_tensor *h, *d;
     int rc = um_tensor_new(&h, UM_FLOAT32, ndim, size, NULL);
     if (rc) return rc;
@@ -41,7 +41,7 @@ int um_noise_uniform_(um_tensor *x, um_generator *g) {
     int rc = need_images("uniform noise", x);
     if (rc) return rc;
     um_tensor *u;
-    if ((rc = host_uniform(&u, x->ndim, x->size, um_backend_of(x), g, 0, 1))) return rc;
+    if ((rc = um_uniform_tensor(&u, x->ndim, x->size, um_backend_of(x), g, 0, 1))) return rc;
     rc = um_copy_(x, u);
     um_tensor_release(u);
     return rc;

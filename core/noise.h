@@ -8,6 +8,10 @@
 
 #define UM_LOWPASS_RADIUS 7   /* taps at -7..7: a 15x15 kernel */
 
+/* A new tensor on be filled with U[lo,hi), drawn on the host from g so that every device
+ * gets the same numbers for a seed. */
+int um_uniform_tensor(um_tensor **out, int ndim, const int64_t *size, const um_backend *be, um_generator *g, float lo, float hi);
+
 /* x <- U[0,1] i.i.d. */
 int um_noise_uniform_(um_tensor *x, um_generator *g);
 /* out <- each image of x with its H*W pixel locations permuted (colour vectors kept);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "alloc.h"
 #include "attack_ops.h"
+#include "nn_ops.h"
 #include "cpu.h"
 
 static int cpu_alloc(void **p, size_t bytes) {
@@ -36,7 +37,6 @@ void um_set_num_threads(int n) {
 
 int um_get_num_threads(void) { return num_threads > 0 ? num_threads : omp_get_max_threads(); }
 
-extern const struct um_nn_ops um_cpu_nn_ops __attribute__((weak));
 
 static um_backend cpu_backend = {
     .name = "cpu",
@@ -57,12 +57,8 @@ static um_backend cpu_backend = {
     .softmax = um_cpu_softmax,
     .gemm = um_cpu_gemm,
     .set_num_threads = um_cpu_set_num_threads,
+    .nn = &um_cpu_nn_ops,
     .attack = &um_cpu_attack_ops,
 };
 
-const um_backend *um_cpu_backend(void) {
-    /* the layer and attack tables live in other files; a weak reference keeps this file
-     * linkable on its own (the core tests link without them) */
-    if (!cpu_backend.nn) cpu_backend.nn = &um_cpu_nn_ops;
-    return &cpu_backend;
-}
+const um_backend *um_cpu_backend(void) { return &cpu_backend; }

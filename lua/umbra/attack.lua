@@ -1,0 +1,38 @@
+-- umbra.attack: projected gradient ascent on the input (core/pgd.c, PAPER.md §5).
+--   attack.pgd(model, x, opts) -> x_adv, objective (per-example values at x_adv)
+-- opts: eps (0.3), step (eps/steps), steps (40), objective ("max_conf" | "uniform_conf" |
+-- "ce"), labels (class labels 1..K, for "ce"), norm ("inf" | 2), random_start (true),
+-- generator (needed for the random start). The whole attack runs in C with the model in
+-- evaluation mode; the model's mode, parameters, gradients and statistics are unchanged.
+local core = require "umbra.core"
+
+local attack = {}
+
+local objectives = {max_conf = true, uniform_conf = true, ce = true}
+
+function attack.pgd(model, x, opts)
+  opts = opts or {}
+  local objective = opts.objective or "max_conf"
+  if not objectives[objective] then
+    error("attack.pgd: objective must be 'max_conf', 'uniform_conf' or 'ce', got " .. tostring(objective), 2)
+  end
+  local steps = opts.steps or 40
+  if math.type(steps) ~= "integer" or steps < 0 then error("attack.pgd: steps must be an integer >= 0", 2) end
+  local eps = opts.eps or 0.3
+  local step = opts.step or (steps > 0 and eps / steps or 0)
+  local norm = opts.norm or "inf"
+  if norm ~= "inf" and norm ~= 2 and norm ~= math.huge then error("attack.pgd: norm must be 'inf' or 2", 2) end
+  local random_start = opts.random_start ~= false
+  if objective == "ce" and not opts.labels then error("attack.pgd: the 'ce' objective needs opts.labels", 2) end
+  if random_start and not opts.generator then
+    error("attack.pgd: the random start needs opts.generator (umbra.Generator(seed)), or random_start = false", 2)
+  end
+  local module = model.core or model
+  return core.pgd(module, x, {
+    objective = objective, eps = eps, step = step, steps = steps,
+    norm = (norm == 2) and 2 or 0, random_start = random_start,
+    labels = opts.labels, generator = opts.generator,
+  })
+end
+
+return attack

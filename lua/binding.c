@@ -75,10 +75,10 @@ int um_lua_check_dim(lua_State *L, int arg, int ndim, const char *fname) {
     if (d >= 1 && d <= ndim) return (int)(d - 1);
     if (d <= -1 && d >= -ndim) return (int)(ndim + d);
     if (ndim == 0)
-        return luaL_error(L, "%s: dimension %d out of range for a tensor with no dimensions",
-                          fname, (int)d);
-    return luaL_error(L, "%s: dimension %d out of range (expected 1..%d or -%d..-1)", fname,
-                      (int)d, ndim, ndim);
+        return luaL_error(L, "%s: dimension %I out of range for a tensor with no dimensions",
+                          fname, d);
+    return luaL_error(L, "%s: dimension %I out of range (expected 1..%d or -%d..-1)", fname,
+                      d, ndim, ndim);
 }
 
 /* Sizes must be integers >= 0; -1 too where the caller infers one size (view/reshape). */
@@ -86,7 +86,7 @@ static int64_t check_size(lua_State *L, int ok, lua_Integer v, int pos, const ch
                           int allow_infer) {
     if (!ok) return luaL_error(L, "%s: size %d is not an integer", fname, pos);
     if (v < 0 && !(allow_infer && v == -1))
-        return luaL_error(L, "%s: size %d is %d, expected a size >= 0", fname, pos, (int)v);
+        return luaL_error(L, "%s: size %d is %I, expected a size >= 0", fname, pos, v);
     return v;
 }
 
@@ -95,8 +95,8 @@ int um_lua_check_sizes_ex(lua_State *L, int i, int64_t *size, const char *fname,
     if (lua_istable(L, i)) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, i);
         if (n > UM_MAXDIM)
-            return luaL_error(L, "%s: %d sizes given, at most %d dimensions are supported", fname,
-                              (int)n, UM_MAXDIM);
+            return luaL_error(L, "%s: %I sizes given, at most %d dimensions are supported", fname,
+                              n, UM_MAXDIM);
         for (ndim = 0; ndim < n; ndim++) {
             lua_rawgeti(L, i, ndim + 1);
             lua_Integer v = lua_tointegerx(L, -1, &ok);

@@ -26,6 +26,17 @@ um_tensor *um_lua_host_view(lua_State *L, um_tensor *t, const char *fname) {
     return *slot;
 }
 
+void um_lua_copy_from_host(lua_State *L, um_tensor *dst, um_tensor *src, const char *fname) {
+    if (um_backend_of(dst) == um_backend_of(src)) {
+        if (um_copy_(dst, src) != UM_OK) um_lua_raise(L, fname);
+        return;
+    }
+    um_tensor **moved = um_lua_push_tensor_slot(L);
+    if (um_to_backend(moved, src, um_backend_of(dst)) != UM_OK || um_copy_(dst, *moved) != UM_OK)
+        um_lua_raise(L, fname);
+    lua_pop(L, 1);
+}
+
 void um_lua_shift_indices(lua_State *L, um_tensor *t, int64_t delta, const char *fname) {
     int top = lua_gettop(L);
     um_tensor *h = um_lua_host_view(L, t, fname);
@@ -37,7 +48,7 @@ void um_lua_shift_indices(lua_State *L, um_tensor *t, int64_t delta, const char 
     }
     int64_t n = um_numel(c), *p = um_i64(c);
     for (int64_t k = 0; k < n; k++) p[k] += delta;
-    if (c != t && um_copy_(t, c) != UM_OK) um_lua_raise(L, fname);
+    if (c != t) um_lua_copy_from_host(L, t, c, fname);
     lua_settop(L, top);
 }
 
@@ -96,8 +107,8 @@ static int64_t check_index(lua_State *L, um_tensor *t, lua_Integer i, int d) {
     int64_t n = t->size[d];
     if (i >= 1 && i <= n) return i - 1;
     if (i <= -1 && i >= -n) return n + i;
-    return luaL_error(L, "index %d out of range for dimension %d of size %d", (int)i, d + 1,
-                      (int)n);
+    return luaL_error(L, "index %I out of range for dimension %d of size %I", i, d + 1,
+                      (lua_Integer)n);
 }
 
 static int64_t key_index(lua_State *L, um_tensor *t, int k) {
@@ -155,9 +166,9 @@ static int t_newindex(lua_State *L) {
         return 0;
     }
     um_tensor **slot = um_lua_push_tensor_slot(L);
-    if (um_select(slot, t, 0, i) != UM_OK) um_lua_raise(L, "index");
+    if (um_select(slot, t, 0, i) != UM_OK) um_lua_raise(L, "t[i] = v");
     int rc = src ? um_copy_(*slot, src) : um_fill_(*slot, lua_tonumber(L, 3));
-    if (rc != UM_OK) um_lua_raise(L, "index");
+    if (rc != UM_OK) um_lua_raise(L, "t[i] = v");
     return 0;
 }
 
@@ -223,7 +234,8 @@ static int t_device(lua_State *L) {
 static int t_item(lua_State *L) {
     um_tensor *t = um_lua_check_tensor(L, 1);
     if (um_numel(t) != 1)
-        return luaL_error(L, "item: tensor has %d elements, expected exactly 1", (int)um_numel(t));
+        return luaL_error(L, "item: tensor has %I elements, expected exactly 1",
+                          (lua_Integer)um_numel(t));
     int64_t zero[UM_MAXDIM] = {0};
     push_elem(L, t, zero, "item");
     return 1;

@@ -24,6 +24,9 @@ const um_backend *um_lua_cpu(void);
 /* A tensor whose data the CPU can read: t itself if it lives on the host, else a copy.
  * Always pushes one box holding it (so it is freed even on error) and returns it. */
 um_tensor *um_lua_host_view(lua_State *L, um_tensor *t, const char *fname);
+/* dst = src where src lives on the host and dst anywhere (a device copy goes through a
+ * temporary on dst's device, boxed on the stack and popped again). */
+void um_lua_copy_from_host(lua_State *L, um_tensor *dst, um_tensor *src, const char *fname);
 /* 0-based indices in an int64 tensor become 1-based (and back with delta -1). */
 void um_lua_shift_indices(lua_State *L, um_tensor *t, int64_t delta, const char *fname);
 

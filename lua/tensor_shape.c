@@ -3,22 +3,20 @@
  * fill_, zero_, uniform_, normal_). Lua dimensions and positions count from 1. */
 #include "tensor_lua.h"
 
-/* Shorthand for "push an empty box, let the core fill it, raise on failure". */
-#define CALL_INTO(L, fname, call)                                 \
-    do {                                                          \
-        um_tensor **out = um_lua_push_tensor_slot(L);             \
-        if ((call) != UM_OK) um_lua_raise(L, fname);              \
-        (void)out;                                                \
-    } while (0)
+/* The end of every method below: the core has filled the box on top of the stack, or
+ * failed and left it empty (for the collector) with its message. */
+static int result(lua_State *L, int rc, const char *fname) {
+    if (rc != UM_OK) um_lua_raise(L, fname);
+    return 1;
+}
 
 static int view_like(lua_State *L, int reshape) {
     const char *fname = reshape ? "reshape" : "view";
     um_tensor *t = um_lua_check_tensor(L, 1);
     int64_t size[UM_MAXDIM];
     int ndim = um_lua_check_sizes_ex(L, 2, size, fname, 1);
-    if (reshape) CALL_INTO(L, fname, um_reshape(out, t, ndim, size));
-    else CALL_INTO(L, fname, um_view(out, t, ndim, size));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, reshape ? um_reshape(out, t, ndim, size) : um_view(out, t, ndim, size), fname);
 }
 
 static int t_view(lua_State *L) { return view_like(L, 0); }
@@ -33,10 +31,10 @@ static int t_narrow(lua_State *L) {
     int64_t n = t->size[d];
     if (start < 0) start += n + 1;
     if (start < 1 || len < 0 || start - 1 + len > n)
-        return luaL_error(L, "narrow: elements %d..%d out of range for dimension %d of size %d",
-                          (int)luaL_checkinteger(L, 3), (int)(start + len - 1), d + 1, (int)n);
-    CALL_INTO(L, "narrow", um_narrow(out, t, d, start - 1, len));
-    return 1;
+        return luaL_error(L, "narrow: elements %I..%I out of range for dimension %d of size %I",
+                          luaL_checkinteger(L, 3), start + len - 1, d + 1, (lua_Integer)n);
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_narrow(out, t, d, start - 1, len), "narrow");
 }
 
 static int t_select(lua_State *L) {
@@ -46,10 +44,10 @@ static int t_select(lua_State *L) {
     int64_t n = t->size[d];
     if (i < 0) i += n + 1;
     if (i < 1 || i > n)
-        return luaL_error(L, "select: index %d out of range for dimension %d of size %d",
-                          (int)luaL_checkinteger(L, 3), d + 1, (int)n);
-    CALL_INTO(L, "select", um_select(out, t, d, i - 1));
-    return 1;
+        return luaL_error(L, "select: index %I out of range for dimension %d of size %I",
+                          luaL_checkinteger(L, 3), d + 1, (lua_Integer)n);
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_select(out, t, d, i - 1), "select");
 }
 
 /* transpose(d0, d1); with no arguments a 2-D tensor swaps its two dimensions. */
@@ -63,8 +61,8 @@ static int t_transpose(lua_State *L) {
         d0 = um_lua_check_dim(L, 2, t->ndim, "transpose");
         d1 = um_lua_check_dim(L, 3, t->ndim, "transpose");
     }
-    CALL_INTO(L, "transpose", um_transpose(out, t, d0, d1));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_transpose(out, t, d0, d1), "transpose");
 }
 
 /* permute(2, 1, 3) or permute({2, 1, 3}): output dimension k is input dimension perm[k]. */
@@ -86,29 +84,29 @@ static int t_permute(lua_State *L) {
         if (seen[perm[k]]++)
             return luaL_error(L, "permute: dimension %d appears twice", perm[k] + 1);
     }
-    CALL_INTO(L, "permute", um_permute(out, t, perm));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_permute(out, t, perm), "permute");
 }
 
 static int t_unsqueeze(lua_State *L) {
     um_tensor *t = um_lua_check_tensor(L, 1);
     int d = um_lua_check_dim(L, 2, t->ndim + 1, "unsqueeze");
-    CALL_INTO(L, "unsqueeze", um_unsqueeze(out, t, d));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_unsqueeze(out, t, d), "unsqueeze");
 }
 
 /* squeeze(): drop every size-1 dimension; squeeze(d): only d (kept if its size is not 1). */
 static int t_squeeze(lua_State *L) {
     um_tensor *t = um_lua_check_tensor(L, 1);
     int d = lua_isnoneornil(L, 2) ? -1 : um_lua_check_dim(L, 2, t->ndim, "squeeze");
-    CALL_INTO(L, "squeeze", um_squeeze(out, t, d));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_squeeze(out, t, d), "squeeze");
 }
 
 static int t_clone(lua_State *L) {
     um_tensor *t = um_lua_check_tensor(L, 1);
-    CALL_INTO(L, "clone", um_clone(out, t));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_clone(out, t), "clone");
 }
 
 /* Self when already contiguous, else a contiguous copy. */
@@ -118,8 +116,8 @@ static int t_contiguous(lua_State *L) {
         lua_settop(L, 1);
         return 1;
     }
-    CALL_INTO(L, "contiguous", um_contiguous(out, t));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_contiguous(out, t), "contiguous");
 }
 
 static int to_dtype(lua_State *L, um_dtype dt, const char *fname) {
@@ -128,8 +126,8 @@ static int to_dtype(lua_State *L, um_dtype dt, const char *fname) {
         lua_settop(L, 1);
         return 1;
     }
-    CALL_INTO(L, fname, um_to_dtype(out, t, dt));
-    return 1;
+    um_tensor **out = um_lua_push_tensor_slot(L);
+    return result(L, um_to_dtype(out, t, dt), fname);
 }
 
 static int t_float(lua_State *L) { return to_dtype(L, UM_FLOAT32, "float"); }
@@ -162,18 +160,21 @@ static int t_zero_(lua_State *L) {
 static int random_fill(lua_State *L, int normal) {
     const char *fname = normal ? "normal_" : "uniform_";
     um_tensor *t = um_lua_check_tensor(L, 1);
-    if (!um_lua_is_tensor(L, 1) || lua_type(L, 2) != LUA_TUSERDATA)
+    um_generator *g = luaL_testudata(L, 2, UM_GENERATOR_MT);
+    if (!g)
         return luaL_error(L, "%s: a generator is required (umbra.Generator(seed)); "
                              "there is no global random state", fname);
-    um_generator *g = um_lua_check_generator(L, 2);
-    double a = luaL_optnumber(L, 3, normal ? 0.0 : 0.0), b = luaL_optnumber(L, 4, 1.0);
+    double a = luaL_optnumber(L, 3, 0.0), b = luaL_optnumber(L, 4, 1.0);
     if (t->dtype != UM_FLOAT32) return luaL_error(L, "%s: float32 tensor expected, got int64", fname);
     um_tensor *buf = t;
-    if (!um_backend_of(t)->is_host || !um_is_contiguous(t))
-        CALL_INTO(L, fname, um_tensor_new(out, UM_FLOAT32, t->ndim, t->size, NULL)), buf = *(um_tensor **)lua_touserdata(L, -1);
+    if (!um_backend_of(t)->is_host || !um_is_contiguous(t)) {
+        um_tensor **slot = um_lua_push_tensor_slot(L);
+        if (um_tensor_new(slot, UM_FLOAT32, t->ndim, t->size, NULL) != UM_OK) um_lua_raise(L, fname);
+        buf = *slot;
+    }
     if (normal) um_fill_normal(g, um_f32(buf), um_numel(buf), (float)a, (float)b);
     else um_fill_uniform(g, um_f32(buf), um_numel(buf), (float)a, (float)b);
-    if (buf != t && um_copy_(t, buf) != UM_OK) um_lua_raise(L, fname);
+    if (buf != t) um_lua_copy_from_host(L, t, buf, fname);
     lua_settop(L, 1);
     return 1;
 }

@@ -1,0 +1,121 @@
+/* CPU batch normalisation over x viewed as (n, c, inner), OpenMP over channels.
+ * Channel statistics: one shifted pass, float within a row and double across rows.
+ * Running statistics follow TensorFlow: running = momentum*running + (1-momentum)*batch,
+ * and TF's fused kernel feeds the Bessel-corrected (unbiased) batch variance into
+ * moving_variance while normalising with the biased one; umbra does the same. */
+#include <math.h>
+#include "error.h"
+#include "nn_cpu.h"
+
+int um_cpu_batchnorm_forward_train(const um_tensor *x, const um_tensor *gamma, const um_tensor *beta,
+                                   um_tensor *y, um_tensor *save_mean, um_tensor *save_invstd,
+                                   um_tensor *running_mean, um_tensor *running_var,
+                                   double momentum, double eps, int64_t n, int64_t c, int64_t inner) {
+    const float *xp = um_f32(x), *gp = um_f32(gamma), *bp = um_f32(beta);
+    float *yp = um_f32(y), *mp = um_f32(save_mean), *sp = um_f32(save_invstd);
+    float *rm = running_mean ? um_f32(running_mean) : NULL;
+    float *rv = running_var ? um_f32(running_var) : NULL;
+    const int64_t count = n * inner;
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < c; ch++) {
+        /* One pass with sums shifted by the channel's first value, which keeps the
+         * variance accurate when the mean is large against the spread. */
+        const float shift0 = xp[ch * inner];
+        double s = 0.0, ss = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = xp + (i * c + ch) * inner;
+            float fs = 0.0f, fss = 0.0f;   /* float within a row (vectorises), double across rows */
+            for (int64_t j = 0; j < inner; j++) {
+                float d = row[j] - shift0;
+                fs += d; fss += d * d;
+            }
+            s += fs; ss += fss;
+        }
+        double dm = s / (double)count;
+        double mean = shift0 + dm;
+        double var = ss / (double)count - dm * dm;
+        if (var < 0.0) var = 0.0;
+        double invstd = 1.0 / sqrt(var + eps);
+        mp[ch] = (float)mean;
+        sp[ch] = (float)invstd;
+        if (rm) rm[ch] = (float)(momentum * rm[ch] + (1.0 - momentum) * mean);
+        if (rv) {
+            double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
+            rv[ch] = (float)(momentum * rv[ch] + (1.0 - momentum) * unbiased);
+        }
+        float scale = (float)(gp[ch] * invstd), shift = (float)(bp[ch] - mean * gp[ch] * invstd);
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = xp + (i * c + ch) * inner;
+            float *out = yp + (i * c + ch) * inner;
+            for (int64_t j = 0; j < inner; j++) out[j] = row[j] * scale + shift;
+        }
+    }
+    return UM_OK;
+}
+
+int um_cpu_batchnorm_forward_eval(const um_tensor *x, const um_tensor *gamma, const um_tensor *beta,
+                                  const um_tensor *running_mean, const um_tensor *running_var, double eps,
+                                  um_tensor *y, int64_t n, int64_t c, int64_t inner) {
+    const float *xp = um_f32(x), *gp = um_f32(gamma), *bp = um_f32(beta);
+    const float *rm = um_f32(running_mean), *rv = um_f32(running_var);
+    float *yp = um_f32(y);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            double invstd = 1.0 / sqrt((double)rv[ch] + eps);
+            float scale = (float)(gp[ch] * invstd), shift = (float)(bp[ch] - rm[ch] * gp[ch] * invstd);
+            const float *row = xp + (i * c + ch) * inner;
+            float *out = yp + (i * c + ch) * inner;
+            for (int64_t j = 0; j < inner; j++) out[j] = row[j] * scale + shift;
+        }
+    return UM_OK;
+}
+
+int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_tensor *gamma,
+                              const um_tensor *stat_a, const um_tensor *stat_b, double eps, int training,
+                              um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
+                              int64_t n, int64_t c, int64_t inner) {
+    const float *xp = um_f32(x), *gyp = um_f32(gy), *gp = um_f32(gamma);
+    const float *ap = um_f32(stat_a), *bp = um_f32(stat_b);
+    float *gxp = gx ? um_f32(gx) : NULL;
+    float *ggp = ggamma ? um_f32(ggamma) : NULL, *gbp = gbeta ? um_f32(gbeta) : NULL;
+    const int64_t count = n * inner;
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < c; ch++) {
+        float mean = ap[ch];
+        float invstd = training ? bp[ch] : (float)(1.0 / sqrt((double)bp[ch] + eps));
+        /* sum(gy) and sum(gy * xhat) are needed by the parameter gradients, and by the
+         * input gradient in training mode only. */
+        double sg = 0.0, sgx = 0.0;
+        if (ggp || gbp || training) {
+            for (int64_t i = 0; i < n; i++) {
+                const float *xr = xp + (i * c + ch) * inner, *gr = gyp + (i * c + ch) * inner;
+                float fs = 0.0f, fsx = 0.0f;
+                for (int64_t j = 0; j < inner; j++) { fs += gr[j]; fsx += gr[j] * (xr[j] - mean); }
+                sg += fs; sgx += fsx;
+            }
+            sgx *= invstd;
+        }
+        if (ggp) ggp[ch] += (float)sgx;
+        if (gbp) gbp[ch] += (float)sg;
+        if (!gxp) continue;
+        float k = gp[ch] * invstd;
+        if (training) {
+            /* gx = gamma*invstd * (gy - mean(gy) - xhat * mean(gy*xhat)) */
+            float mg = (float)(sg / (double)count), mgx = (float)(sgx / (double)count);
+            for (int64_t i = 0; i < n; i++) {
+                const float *xr = xp + (i * c + ch) * inner, *gr = gyp + (i * c + ch) * inner;
+                float *out = gxp + (i * c + ch) * inner;
+                for (int64_t j = 0; j < inner; j++)
+                    out[j] = k * (gr[j] - mg - (xr[j] - mean) * invstd * mgx);
+            }
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                const float *gr = gyp + (i * c + ch) * inner;
+                float *out = gxp + (i * c + ch) * inner;
+                for (int64_t j = 0; j < inner; j++) out[j] = k * gr[j];
+            }
+        }
+    }
+    return UM_OK;
+}

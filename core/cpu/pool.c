@@ -1,0 +1,121 @@
+/* CPU max and average pooling, OpenMP over the (n, c) planes. Cells of the window that
+ * fall outside the input are ignored, which is TensorFlow's `same` rule: max-pool never
+ * selects them and avg-pool divides by the number of real cells. */
+#include <float.h>
+#include <string.h>
+#include "error.h"
+#include "nn_cpu.h"
+
+/* Clip the window starting at o*stride - pad to [0, in). */
+static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t in,
+                          int64_t *lo, int64_t *hi) {
+    int64_t s = o * stride - pad, e = s + k;
+    *lo = s < 0 ? 0 : s;
+    *hi = e > in ? in : e;
+}
+
+int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y) {
+    const float *xp = um_f32(x);
+    float *yp = um_f32(y);
+    const int64_t planes = g->n * g->c;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xi = xp + pl * g->h * g->w;
+        float *yi = yp + pl * g->oh * g->ow;
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            int64_t y0, y1;
+            window(oy, g->sh, g->pad_top, g->kh, g->h, &y0, &y1);
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                int64_t x0, x1;
+                window(ox, g->sw, g->pad_left, g->kw, g->w, &x0, &x1);
+                float m = -FLT_MAX;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) {
+                        float v = xi[iy * g->w + ix];
+                        if (v > m) m = v;
+                    }
+                yi[oy * g->ow + ox] = m;
+            }
+        }
+    }
+    return UM_OK;
+}
+
+int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx) {
+    const float *xp = um_f32(x), *gyp = um_f32(gy);
+    float *gxp = um_f32(gx);
+    const int64_t planes = g->n * g->c;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xi = xp + pl * g->h * g->w, *gyi = gyp + pl * g->oh * g->ow;
+        float *gxi = gxp + pl * g->h * g->w;
+        memset(gxi, 0, (size_t)(g->h * g->w) * sizeof(float));
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            int64_t y0, y1;
+            window(oy, g->sh, g->pad_top, g->kh, g->h, &y0, &y1);
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                int64_t x0, x1, best = -1;
+                window(ox, g->sw, g->pad_left, g->kw, g->w, &x0, &x1);
+                float m = -FLT_MAX;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) {
+                        float v = xi[iy * g->w + ix];
+                        if (v > m || best < 0) { m = v; best = iy * g->w + ix; }
+                    }
+                if (best >= 0) gxi[best] += gyi[oy * g->ow + ox];
+            }
+        }
+    }
+    return UM_OK;
+}
+
+int um_cpu_avgpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y) {
+    const float *xp = um_f32(x);
+    float *yp = um_f32(y);
+    const int64_t planes = g->n * g->c;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xi = xp + pl * g->h * g->w;
+        float *yi = yp + pl * g->oh * g->ow;
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            int64_t y0, y1;
+            window(oy, g->sh, g->pad_top, g->kh, g->h, &y0, &y1);
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                int64_t x0, x1;
+                window(ox, g->sw, g->pad_left, g->kw, g->w, &x0, &x1);
+                float s = 0.0f;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) s += xi[iy * g->w + ix];
+                int64_t count = (y1 - y0) * (x1 - x0);
+                yi[oy * g->ow + ox] = count > 0 ? s / (float)count : 0.0f;
+            }
+        }
+    }
+    return UM_OK;
+}
+
+int um_cpu_avgpool2d_backward(const um_window2d *g, const um_tensor *gy, um_tensor *gx) {
+    const float *gyp = um_f32(gy);
+    float *gxp = um_f32(gx);
+    const int64_t planes = g->n * g->c;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *gyi = gyp + pl * g->oh * g->ow;
+        float *gxi = gxp + pl * g->h * g->w;
+        memset(gxi, 0, (size_t)(g->h * g->w) * sizeof(float));
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            int64_t y0, y1;
+            window(oy, g->sh, g->pad_top, g->kh, g->h, &y0, &y1);
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                int64_t x0, x1;
+                window(ox, g->sw, g->pad_left, g->kw, g->w, &x0, &x1);
+                int64_t count = (y1 - y0) * (x1 - x0);
+                if (count <= 0) continue;
+                float v = gyi[oy * g->ow + ox] / (float)count;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) gxi[iy * g->w + ix] += v;
+            }
+        }
+    }
+    return UM_OK;
+}

@@ -1,0 +1,340 @@
+/* Layers against hand-computed values: TF `same` padding (asymmetric at stride 2) in
+ * conv and pooling, avg-pool's count of real cells, batch-norm outputs and running
+ * statistics over two steps, linear, channel padding; and their shape errors. */
+#include "gradcheck.h"
+
+static um_generator gen;
+static int64_t live0;
+
+static void setup(void) {
+    um_generator_init(&gen, 3);
+    live0 = um_live_bytes();
+}
+
+static void teardown(void) {}
+
+static um_tensor *from(int ndim, const int64_t *size, const float *v) {
+    um_tensor *t = gc_tensor(ndim, size);
+    memcpy(um_f32(t), v, sizeof(float) * (size_t)um_numel(t));
+    return t;
+}
+
+static void expect(const um_tensor *t, const float *v, int n, double tol) {
+    ck_assert_int_eq(um_numel(t), n);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(um_f32(t)[i] - v[i]) <= tol, "element %d: %g, expected %g", i, um_f32(t)[i], v[i]);
+}
+
+START_TEST(same_padding_rule) {
+    int64_t b, a;
+    ck_assert_int_eq(um_same_padding(32, 3, 2, &b, &a), 16);   /* the ResNet stride-2 convs */
+    ck_assert_int_eq(b, 0);
+    ck_assert_int_eq(a, 1);
+    ck_assert_int_eq(um_same_padding(28, 5, 1, &b, &a), 28);   /* LeNet */
+    ck_assert_int_eq(b, 2);
+    ck_assert_int_eq(a, 2);
+    ck_assert_int_eq(um_same_padding(7, 2, 2, &b, &a), 4);     /* LeNet's second max-pool */
+    ck_assert_int_eq(b, 0);
+    ck_assert_int_eq(a, 1);
+    ck_assert_int_eq(um_same_padding(5, 3, 2, &b, &a), 3);
+    ck_assert_int_eq(b, 1);
+    ck_assert_int_eq(a, 1);
+    ck_assert_int_eq(um_same_padding(4, 1, 3, &b, &a), 2);     /* total would be negative */
+    ck_assert_int_eq(b + a, 0);
+}
+END_TEST
+
+/* x = 1..16 as 4x4; 3x3 stride-2 `same` pads 0 top/left and 1 bottom/right. */
+START_TEST(conv_same_stride2_asymmetric) {
+    int64_t xs[4] = {1, 1, 4, 4};
+    float xv[16];
+    for (int i = 0; i < 16; i++) xv[i] = (float)(i + 1);
+    um_tensor *x = from(4, xs, xv), *y = NULL;
+    um_module *m = NULL;
+    um_conv2d_config cfg = {.c_in = 1, .c_out = 3, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_SAME};
+    ck_ok(um_conv2d_new(&m, &cfg, &gen));
+    float *w = um_f32(m->params[0]);
+    memset(w, 0, sizeof(float) * 27);
+    for (int i = 0; i < 9; i++) w[i] = 1.0f;   /* kernel 0: all ones */
+    w[9 + 0] = 1.0f;                           /* kernel 1: top-left tap */
+    w[18 + 8] = 1.0f;                          /* kernel 2: bottom-right tap */
+    ck_ok(um_module_forward(m, x, &y));
+    ck_assert_int_eq(y->size[2], 2);
+    ck_assert_int_eq(y->size[3], 2);
+    /* ones: rows 0-2 x cols 0-2 = 54; cols 2-3 (+pad) = 45; rows 2-3 = 72; corner = 54 */
+    float e[12] = {54, 45, 72, 54, 1, 3, 9, 11, 11, 0, 0, 0};
+    expect(y, e, 12, 0);
+    um_module_release(m);
+    um_tensor_release(x);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(conv_bias_and_explicit_padding) {
+    int64_t xs[4] = {1, 1, 2, 2};
+    float xv[4] = {1, 2, 3, 4};
+    um_tensor *x = from(4, xs, xv), *y = NULL;
+    um_module *m = NULL;
+    um_conv2d_config cfg = {.c_in = 1, .c_out = 1, .kh = 2, .kw = 2, .padding = UM_PAD_EXPLICIT,
+                            .pad = {1, 0, 0, 1}, .bias = 1};
+    ck_ok(um_conv2d_new(&m, &cfg, &gen));
+    float *w = um_f32(m->params[0]);
+    w[0] = 1; w[1] = 10; w[2] = 100; w[3] = 1000;
+    um_f32(m->params[1])[0] = 0.5f;
+    ck_ok(um_module_forward(m, x, &y));
+    /* padded input rows: [0 0 0; 1 2 0; 3 4 0] (one row on top, one column on the right) */
+    float e[4] = {100 + 2000 + 0.5f, 200 + 0.5f, 1 + 20 + 300 + 4000 + 0.5f, 2 + 400 + 0.5f};
+    ck_assert_int_eq(y->size[2], 2);
+    ck_assert_int_eq(y->size[3], 2);
+    expect(y, e, 4, 1e-3);
+    um_module_release(m);
+    um_tensor_release(x);
+}
+END_TEST
+
+START_TEST(maxpool_same_ignores_padding) {
+    int64_t xs[4] = {1, 1, 3, 3};
+    float xv[9] = {-1, -2, -3, -4, -5, -6, -7, -8, -9};
+    um_tensor *x = from(4, xs, xv), *y = NULL, *gy = NULL, *gx = NULL;
+    um_module *m = NULL;
+    ck_ok(um_maxpool2d_new(&m, 2, 2, 2, 2, UM_PAD_SAME));
+    ck_ok(um_module_forward(m, x, &y));
+    float e[4] = {-1, -3, -7, -9};   /* a zero padding cell would have won */
+    expect(y, e, 4, 0);
+    float gv[4] = {1, 2, 3, 4};
+    gy = from(4, y->size, gv);
+    ck_ok(um_module_backward(m, x, gy, &gx));
+    float ge[9] = {1, 0, 2, 0, 0, 0, 3, 0, 4};
+    expect(gx, ge, 9, 0);
+    um_tensor_release(gy);
+    um_module_release(m);
+    um_tensor_release(x);
+}
+END_TEST
+
+START_TEST(avgpool_same_divides_by_real_cells) {
+    int64_t xs[4] = {1, 1, 3, 3};
+    float xv[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    um_tensor *x = from(4, xs, xv), *y = NULL;
+    um_module *m = NULL;
+    ck_ok(um_avgpool2d_new(&m, 3, 3, 1, 1, UM_PAD_SAME));
+    ck_ok(um_module_forward(m, x, &y));
+    float e[9] = {3, 3.5f, 4, 4.5f, 5, 5.5f, 6, 6.5f, 7};
+    expect(y, e, 9, 1e-6);
+    um_module_release(m);
+    ck_ok(um_avgpool2d_new(&m, 2, 2, 2, 2, UM_PAD_VALID));
+    ck_ok(um_module_forward(m, x, &y));
+    ck_assert_int_eq(y->size[2], 1);
+    float e2[1] = {3};
+    expect(y, e2, 1, 1e-6);
+    um_module_release(m);
+    um_tensor_release(x);
+}
+END_TEST
+
+/* Channel 0 sees {1,2,3,4} then {2,4,6,8}: running mean 0.025 then 0.07475; running var
+ * 0.99*1 + 0.01*(5/3) = 1.0066667, then 0.99*1.0066667 + 0.01*(20/3) = 1.0632667
+ * (unbiased batch variance, as TF's fused batch norm). */
+START_TEST(batchnorm_running_stats_two_steps) {
+    int64_t xs[4] = {2, 1, 1, 2};
+    float x1v[4] = {1, 2, 3, 4}, x2v[4] = {2, 4, 6, 8};
+    um_tensor *x1 = from(4, xs, x1v), *x2 = from(4, xs, x2v), *y = NULL;
+    um_module *m = NULL;
+    ck_ok(um_batchnorm2d_new(&m, 1, 0.99, 1e-5));
+    ck_ok(um_module_forward(m, x1, &y));
+    double inv = 1.0 / sqrt(1.25 + 1e-5);   /* biased variance normalises */
+    float e[4] = {(float)(-1.5 * inv), (float)(-0.5 * inv), (float)(0.5 * inv), (float)(1.5 * inv)};
+    expect(y, e, 4, 1e-5);
+    ck_close(um_f32(m->buffers[0])[0], 0.025, 1e-7);
+    ck_close(um_f32(m->buffers[1])[0], 1.0066667, 1e-6);
+    ck_ok(um_module_forward(m, x2, &y));
+    ck_close(um_f32(m->buffers[0])[0], 0.07475, 1e-7);
+    ck_close(um_f32(m->buffers[1])[0], 1.0632667, 1e-6);
+    /* evaluation mode uses the running statistics and leaves them alone */
+    um_module_train(m, 0);
+    ck_ok(um_module_forward(m, x1, &y));
+    ck_close(um_f32(y)[0], (1 - 0.07475) / sqrt(1.0632667 + 1e-5), 1e-5);
+    ck_close(um_f32(m->buffers[0])[0], 0.07475, 1e-7);
+    um_module_release(m);
+    um_tensor_release(x1);
+    um_tensor_release(x2);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(linear_values) {
+    int64_t xs[2] = {2, 3};
+    float xv[6] = {1, 2, 3, 4, 5, 6};
+    um_tensor *x = from(2, xs, xv), *y = NULL;
+    um_module *m = NULL;
+    ck_ok(um_linear_new(&m, 3, 2, 1, &gen));
+    float wv[6] = {1, 0, -1, 0.5f, 0.5f, 0.5f}, bv[2] = {10, 20};
+    memcpy(um_f32(m->params[0]), wv, sizeof wv);
+    memcpy(um_f32(m->params[1]), bv, sizeof bv);
+    ck_ok(um_module_forward(m, x, &y));
+    float e[4] = {8, 23, 8, 27.5f};
+    expect(y, e, 4, 1e-5);
+    um_module_release(m);
+    um_tensor_release(x);
+}
+END_TEST
+
+START_TEST(channel_pad_values) {
+    int64_t xs[4] = {2, 1, 1, 2};
+    float xv[4] = {1, 2, 3, 4};
+    um_tensor *x = from(4, xs, xv), *y = NULL;
+    um_module *m = NULL;
+    ck_ok(um_channel_pad_new(&m, 1, 2));
+    ck_ok(um_module_forward(m, x, &y));
+    ck_assert_int_eq(y->size[1], 4);
+    float e[16] = {0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 3, 4, 0, 0, 0, 0};
+    expect(y, e, 16, 0);
+    um_module_release(m);
+    um_tensor_release(x);
+}
+END_TEST
+
+START_TEST(initialisation_statistics) {
+    um_module *m = NULL;
+    um_conv2d_config cfg = {.c_in = 16, .c_out = 64, .kh = 3, .kw = 3, .padding = UM_PAD_SAME};
+    ck_ok(um_conv2d_new(&m, &cfg, &gen));
+    const float *w = um_f32(m->params[0]);
+    int64_t n = um_numel(m->params[0]);
+    double sd = sqrt(2.0 / (9 * 16)), s = 0, ss = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        s += w[i];
+        ss += (double)w[i] * w[i];
+        if (fabs(w[i]) > mx) mx = fabs(w[i]);
+    }
+    ck_assert(mx <= 2 * sd + 1e-6);     /* truncated at 2 sigma */
+    ck_assert(fabs(s / n) < 0.01);
+    /* a normal truncated at 2 sigma keeps about 0.774 of its variance */
+    ck_close(sqrt(ss / n), sd * sqrt(0.7737), 0.05 * sd);
+    um_module_release(m);
+    ck_ok(um_linear_new(&m, 400, 300, 1, &gen));
+    w = um_f32(m->params[0]);
+    n = um_numel(m->params[0]);
+    ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)w[i] * w[i];
+    ck_close(sqrt(ss / n), sqrt(2.0 / 400), 0.02 * sqrt(2.0 / 400));
+    ck_assert_float_eq(um_f32(m->params[1])[0], 0.0f);
+    um_module_release(m);
+    ck_ok(um_batchnorm2d_new(&m, 4, 0.99, 1.001e-5));
+    ck_assert_float_eq(um_f32(m->params[0])[3], 1.0f);
+    ck_assert_float_eq(um_f32(m->params[1])[3], 0.0f);
+    ck_assert_float_eq(um_f32(m->buffers[0])[3], 0.0f);
+    ck_assert_float_eq(um_f32(m->buffers[1])[3], 1.0f);
+    um_module_release(m);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(same_generator_same_weights) {
+    um_generator g1, g2;
+    um_generator_init(&g1, 42);
+    um_generator_init(&g2, 42);
+    um_module *a = NULL, *b = NULL;
+    ck_ok(um_linear_new(&a, 5, 4, 1, &g1));
+    ck_ok(um_linear_new(&b, 5, 4, 1, &g2));
+    ck_assert(memcmp(um_f32(a->params[0]), um_f32(b->params[0]), sizeof(float) * 20) == 0);
+    um_module_release(a);
+    um_module_release(b);
+}
+END_TEST
+
+static void expect_error(um_module *m, int ndim, const int64_t *size, const char *needle) {
+    um_tensor *x = gc_tensor(ndim, size), *y = NULL;
+    memset(um_f32(x), 0, sizeof(float) * (size_t)um_numel(x));
+    int64_t before = um_live_bytes();
+    ck_fails(um_module_forward(m, x, &y), UM_EINVAL);
+    ck_assert_msg(strstr(um_last_error(), needle), "message '%s' lacks '%s'", um_last_error(), needle);
+    ck_assert_int_eq(um_live_bytes(), before);
+    um_tensor_release(x);
+}
+
+START_TEST(shape_errors) {
+    um_module *m = NULL;
+    um_conv2d_config cfg = {.c_in = 16, .c_out = 32, .kh = 3, .kw = 3, .padding = UM_PAD_VALID};
+    ck_ok(um_conv2d_new(&m, &cfg, &gen));
+    int64_t s1[4] = {2, 3, 8, 8}, s2[3] = {2, 16, 8}, s3[4] = {1, 16, 2, 8};
+    expect_error(m, 4, s1, "expected 16 input channels, got 3");
+    expect_error(m, 3, s2, "expected a 4-D input");
+    expect_error(m, 4, s3, "smaller than the window");
+    um_module_release(m);
+    ck_ok(um_linear_new(&m, 3136, 10, 1, &gen));
+    int64_t s4[2] = {2, 3200}, s5[4] = {2, 64, 7, 7};
+    expect_error(m, 2, s4, "expected 3136 input features, got 3200");
+    expect_error(m, 4, s5, "flatten");
+    um_module_release(m);
+    ck_ok(um_batchnorm2d_new(&m, 8, 0.99, 1e-5));
+    expect_error(m, 4, s1, "expected 8 channels, got 3");
+    um_module_release(m);
+    ck_ok(um_maxpool2d_new(&m, 2, 2, 2, 2, UM_PAD_SAME));
+    expect_error(m, 2, s4, "4-D");
+    um_module_release(m);
+    /* bad constructor arguments */
+    ck_fails(um_linear_new(&m, 0, 3, 1, &gen), UM_EINVAL);
+    ck_fails(um_linear_new(&m, 2, 3, 1, NULL), UM_EINVAL);
+    cfg.sh = -1;
+    ck_fails(um_conv2d_new(&m, &cfg, &gen), UM_EINVAL);
+    ck_fails(um_batchnorm2d_new(&m, 4, 1.5, 1e-5), UM_EINVAL);
+    ck_fails(um_batchnorm2d_new(&m, 4, 0.9, 0), UM_EINVAL);
+    ck_fails(um_maxpool2d_new(&m, 0, 2, 2, 2, UM_PAD_SAME), UM_EINVAL);
+    ck_fails(um_channel_pad_new(&m, -1, 2), UM_EINVAL);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(type_errors) {
+    um_module *m = NULL;
+    ck_ok(um_relu_new(&m));
+    int64_t s[2] = {2, 3};
+    um_tensor *xi = NULL, *x = gc_tensor(2, s), *xt = NULL, *y = NULL, *gy = NULL;
+    ck_ok(um_tensor_zeros(&xi, UM_INT64, 2, s, NULL));
+    ck_fails(um_module_forward(m, xi, &y), UM_EINVAL);
+    ck_assert(strstr(um_last_error(), "float32"));
+    ck_ok(um_transpose(&xt, x, 0, 1));
+    ck_fails(um_module_forward(m, xt, &y), UM_EINVAL);
+    ck_assert(strstr(um_last_error(), "contiguous"));
+    ck_ok(um_module_backward(m, x, x, NULL));   /* nothing to compute: no parameters, no gx wanted */
+    um_module_release(m);
+    ck_ok(um_linear_new(&m, 3, 2, 1, &gen));
+    ck_fails(um_module_backward(m, x, x, NULL), UM_EINVAL);
+    ck_assert(strstr(um_last_error(), "backward before forward"));
+    ck_ok(um_module_forward(m, x, &y));
+    gy = gc_tensor(2, s);
+    ck_fails(um_module_backward(m, x, gy, NULL), UM_EINVAL);
+    ck_assert_msg(strstr(um_last_error(), "output gradient is 2x3 but the output is 2x2"), "%s", um_last_error());
+    um_module_release(m);
+    um_tensor_release(xi);
+    um_tensor_release(x);
+    um_tensor_release(xt);
+    um_tensor_release(gy);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+Suite *make_suite(void) {
+    Suite *s = suite_create("nn_layers");
+    TCase *tc = tcase_create("values");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, same_padding_rule);
+    tcase_add_test(tc, conv_same_stride2_asymmetric);
+    tcase_add_test(tc, conv_bias_and_explicit_padding);
+    tcase_add_test(tc, maxpool_same_ignores_padding);
+    tcase_add_test(tc, avgpool_same_divides_by_real_cells);
+    tcase_add_test(tc, batchnorm_running_stats_two_steps);
+    tcase_add_test(tc, linear_values);
+    tcase_add_test(tc, channel_pad_values);
+    tcase_add_test(tc, initialisation_statistics);
+    tcase_add_test(tc, same_generator_same_weights);
+    suite_add_tcase(s, tc);
+    TCase *te = tcase_create("errors");
+    tcase_add_checked_fixture(te, setup, teardown);
+    tcase_add_test(te, shape_errors);
+    tcase_add_test(te, type_errors);
+    suite_add_tcase(s, te);
+    return s;
+}
+
+#include "check_main.h"

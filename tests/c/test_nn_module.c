@@ -1,0 +1,336 @@
+/* The module tree: child names and dotted parameter paths, error messages that name the
+ * failing module's path, train/eval and zero_grad over the tree, ownership rules (one
+ * parent, no cycles, results not overwritten while held), a warm training step that
+ * allocates nothing, and an allocation-failure sweep that must leak nothing. */
+#include "gradcheck.h"
+#include "optim.h"
+
+static um_generator gen;
+static int64_t live0;
+
+static void setup(void) {
+    um_generator_init(&gen, 5);
+    live0 = um_live_bytes();
+}
+
+static void teardown(void) { um_alloc_fail_after(0); }
+
+/* Adds child to seq and drops the caller's reference, also on failure. */
+static int add(um_module *seq, const char *name, um_module *child) {
+    int rc = um_sequential_add(seq, name, child);
+    um_module_release(child);
+    return rc;
+}
+
+static int conv(um_module **out, int64_t ci, int64_t co, int64_t s) {
+    um_conv2d_config cfg = {.c_in = ci, .c_out = co, .kh = 3, .kw = 3, .sh = s, .sw = s, .padding = UM_PAD_SAME};
+    return um_conv2d_new(out, &cfg, &gen);
+}
+
+/* A small ResNet: block_init{conv}, block_2_0 = Residual(pre{bn1, relu1},
+ * main{conv1, bn2, relu2, conv2}, shortcut{pool, pad}), head{bn, relu, gap, fc}.
+ * Every step checks its status, so that allocation failures anywhere are exercised. */
+static int build(um_module **out) {
+    um_module *net = NULL, *seq = NULL, *pre = NULL, *main = NULL, *sc = NULL, *res = NULL, *m = NULL;
+    int rc = um_sequential_new(&net);
+    if (rc) return rc;
+#define TRY(expr) do { if ((rc = (expr))) goto fail; } while (0)
+    TRY(um_sequential_new(&seq));
+    TRY(add(net, "block_init", seq));
+    TRY(conv(&m, 3, 4, 1));
+    TRY(add(seq, "conv", m));
+    TRY(um_sequential_new(&pre));
+    TRY(um_batchnorm2d_new(&m, 4, 0.99, 1e-5));
+    TRY(add(pre, "bn1", m));
+    TRY(um_relu_new(&m));
+    TRY(add(pre, "relu1", m));
+    TRY(um_sequential_new(&main));
+    TRY(conv(&m, 4, 8, 2));
+    TRY(add(main, "conv1", m));
+    TRY(um_batchnorm2d_new(&m, 8, 0.99, 1e-5));
+    TRY(add(main, "bn2", m));
+    TRY(um_relu_new(&m));
+    TRY(add(main, "relu2", m));
+    TRY(conv(&m, 8, 8, 1));
+    TRY(add(main, "conv2", m));
+    TRY(um_sequential_new(&sc));
+    TRY(um_avgpool2d_new(&m, 2, 2, 2, 2, UM_PAD_VALID));
+    TRY(add(sc, "pool", m));
+    TRY(um_channel_pad_new(&m, 2, 2));
+    TRY(add(sc, "pad", m));
+    TRY(um_residual_new(&res, pre, main, sc));
+    TRY(add(net, "block_2_0", res));
+    res = NULL;
+    TRY(um_sequential_new(&seq));
+    TRY(add(net, "head", seq));
+    TRY(um_batchnorm2d_new(&m, 8, 0.99, 1e-5));
+    TRY(add(seq, "bn", m));
+    TRY(um_relu_new(&m));
+    TRY(add(seq, NULL, m));
+    TRY(um_global_avgpool_new(&m));
+    TRY(add(seq, NULL, m));
+    TRY(um_linear_new(&m, 8, 5, 1, &gen));
+    TRY(add(seq, "fc", m));
+#undef TRY
+fail:
+    um_module_release(pre);
+    um_module_release(main);
+    um_module_release(sc);
+    if (rc) {
+        um_module_release(net);
+        return rc;
+    }
+    *out = net;
+    return UM_OK;
+}
+
+typedef struct { char paths[64][96]; int n; } path_list;
+
+static int record(const char *path, um_tensor *t, void *ud) {
+    (void)t;
+    path_list *l = ud;
+    snprintf(l->paths[l->n++], 96, "%s", path);
+    return 0;
+}
+
+START_TEST(paths_and_names) {
+    um_module *net = NULL;
+    ck_ok(build(&net));
+    path_list p = {.n = 0};
+    ck_ok(um_module_visit(net, UM_PARAMS, record, &p));
+    const char *want[] = {"block_init.conv.weight", "block_2_0.pre.bn1.weight", "block_2_0.pre.bn1.bias",
+                          "block_2_0.main.conv1.weight", "block_2_0.main.bn2.weight", "block_2_0.main.bn2.bias",
+                          "block_2_0.main.conv2.weight", "head.bn.weight", "head.bn.bias", "head.fc.weight",
+                          "head.fc.bias"};
+    ck_assert_int_eq(p.n, 11);
+    for (int i = 0; i < 11; i++) ck_assert_str_eq(p.paths[i], want[i]);
+    path_list b = {.n = 0};
+    ck_ok(um_module_visit(net, UM_BUFFERS, record, &b));
+    ck_assert_int_eq(b.n, 6);
+    ck_assert_str_eq(b.paths[0], "block_2_0.pre.bn1.running_mean");
+    ck_assert_str_eq(b.paths[5], "head.bn.running_var");
+    ck_assert_int_eq(um_module_tensors(net, UM_GRADS, NULL, 0), 11);
+    ck_assert_int_eq(um_module_num_elements(net, UM_PARAMS),
+                     108 + 8 + 288 + 16 + 576 + 16 + 40 + 5);
+    /* children by name and index; unnamed children are "1", "2", ... */
+    um_module *head = um_module_find_child(net, "head");
+    ck_assert_ptr_nonnull(head);
+    char buf[16];
+    ck_assert_str_eq(um_module_child_name(head, 1, buf, sizeof buf), "2");
+    ck_assert_str_eq(um_module_type(um_module_find_child(head, "3")), "GlobalAvgPool");
+    ck_assert_ptr_null(um_module_find_child(net, "nope"));
+    um_module *res = um_module_find_child(net, "block_2_0");
+    ck_assert_str_eq(um_module_type(res), "Residual");
+    ck_assert_str_eq(um_module_child_name(res, 0, buf, sizeof buf), "pre");
+    int64_t in[4] = {2, 3, 8, 8}, out[UM_MAXDIM];
+    int nd;
+    ck_ok(um_module_out_shape(net, 4, in, &nd, out));
+    ck_assert_int_eq(nd, 2);
+    ck_assert_int_eq(out[1], 5);
+    um_module_release(net);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(errors_name_the_path) {
+    um_module *net = NULL;
+    ck_ok(build(&net));
+    int64_t in[4] = {2, 4, 8, 8}, out[UM_MAXDIM];
+    int nd;
+    ck_fails(um_module_out_shape(net, 4, in, &nd, out), UM_EINVAL);
+    ck_assert_str_eq(um_last_error(), "block_init.conv: Conv2d: expected 3 input channels, got 4 (input 2x4x8x8)");
+    /* feed block_2_0 directly with the wrong width: the path starts at the given module */
+    um_module *res = um_module_find_child(net, "block_2_0");
+    um_tensor *x = gc_tensor(4, (int64_t[]){2, 3, 8, 8}), *y = NULL;
+    gc_fill(x, 1, 0, 1, 0);
+    ck_fails(um_module_forward(res, x, &y), UM_EINVAL);
+    ck_assert_str_eq(um_last_error(), "pre.bn1: BatchNorm2d: expected 4 channels, got 3 (input 2x3x8x8)");
+    /* a shape error deep inside a forward pass */
+    um_tensor *x2 = gc_tensor(4, (int64_t[]){2, 3, 8, 8});
+    gc_fill(x2, 1, 0, 1, 0);
+    um_module *conv2 = um_module_find_child(um_module_find_child(res, "main"), "conv2");
+    ck_assert_ptr_nonnull(conv2);
+    ((int64_t *)((char *)conv2 + sizeof(um_module)))[0] = 7;   /* corrupt c_in (first config field) */
+    ck_fails(um_module_forward(net, x2, &y), UM_EINVAL);
+    ck_assert_msg(strstr(um_last_error(), "block_2_0.main.conv2: Conv2d: expected 7 input channels, got 8"), "%s",
+                  um_last_error());
+    ((int64_t *)((char *)conv2 + sizeof(um_module)))[0] = 8;
+    ck_ok(um_module_forward(net, x2, &y));
+    um_tensor_release(x);
+    um_tensor_release(x2);
+    um_module_release(net);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(residual_branch_mismatch) {
+    um_module *main = NULL, *res = NULL;
+    ck_ok(conv(&main, 2, 4, 2));
+    ck_ok(um_residual_new(&res, NULL, main, NULL));
+    um_module_release(main);
+    int64_t in[4] = {1, 2, 4, 4}, out[UM_MAXDIM];
+    int nd;
+    ck_fails(um_module_out_shape(res, 4, in, &nd, out), UM_EINVAL);
+    ck_assert_str_eq(um_last_error(), "Residual: the main branch gives 1x4x2x2 but the shortcut gives 1x2x4x4");
+    um_module_release(res);
+}
+END_TEST
+
+START_TEST(ownership_rules) {
+    um_module *a = NULL, *b = NULL, *r = NULL;
+    ck_ok(um_sequential_new(&a));
+    ck_ok(um_sequential_new(&b));
+    ck_ok(um_relu_new(&r));
+    ck_ok(um_sequential_add(a, "r", r));
+    ck_fails(um_sequential_add(b, "r", r), UM_EINVAL);   /* one parent */
+    ck_assert(strstr(um_last_error(), "already belongs"));
+    ck_ok(um_sequential_add(a, "b", b));
+    ck_fails(um_sequential_add(b, "a", a), UM_EINVAL);   /* a cycle (a already has no parent though) */
+    ck_fails(um_sequential_add(b, NULL, b), UM_EINVAL);
+    um_module *c = NULL;
+    ck_ok(um_relu_new(&c));
+    ck_fails(um_sequential_add(a, "r", c), UM_EINVAL);   /* duplicate name */
+    ck_fails(um_sequential_add(a, "3", c), UM_EINVAL);   /* numeric name */
+    ck_fails(um_sequential_add(a, "x.y", c), UM_EINVAL);
+    ck_fails(um_sequential_add(a, "", c), UM_EINVAL);
+    ck_fails(um_sequential_add(r, NULL, c), UM_EINVAL);  /* not a Sequential */
+    um_module_release(c);
+    um_module_release(r);   /* still held by a */
+    ck_assert_str_eq(um_module_type(um_module_find_child(a, "r")), "ReLU");
+    um_module_release(b);
+    um_module_release(a);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(held_results_are_not_overwritten) {
+    um_module *m = NULL;
+    ck_ok(um_relu_new(&m));
+    um_tensor *x = gc_tensor(1, (int64_t[]){3}), *y = NULL, *y2 = NULL;
+    um_f32(x)[0] = 1;
+    um_f32(x)[1] = -1;
+    um_f32(x)[2] = 2;
+    ck_ok(um_module_forward(m, x, &y));
+    um_tensor_retain(y);             /* a caller (e.g. Lua) keeps the result */
+    um_f32(x)[2] = 5;
+    ck_ok(um_module_forward(m, x, &y2));
+    ck_assert_ptr_ne(y, y2);
+    ck_assert_float_eq(um_f32(y)[2], 2.0f);
+    ck_assert_float_eq(um_f32(y2)[2], 5.0f);
+    um_tensor_release(y);
+    um_tensor_release(x);
+    um_module_release(m);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+START_TEST(train_eval_and_zero_grad) {
+    um_module *net = NULL;
+    ck_ok(build(&net));
+    um_module_train(net, 0);
+    um_module *bn = um_module_find_child(um_module_find_child(net, "head"), "bn");
+    ck_assert_int_eq(bn->training, 0);
+    um_module_train(net, 1);
+    ck_assert_int_eq(bn->training, 1);
+    um_tensor *grads[16];
+    int n = um_module_tensors(net, UM_GRADS, grads, 16);
+    for (int i = 0; i < n; i++) ck_ok(um_fill_(grads[i], 3.0));
+    ck_ok(um_module_zero_grad(net));
+    for (int i = 0; i < n; i++) ck_assert_float_eq(um_f32(grads[i])[0], 0.0f);
+    um_module_release(net);
+}
+END_TEST
+
+/* After one step to warm up, a whole training step (forward, loss, backward, weight
+ * decay, SGD) and a PGD-style input gradient must not allocate at all. */
+START_TEST(warm_step_allocates_nothing) {
+    um_module *net = NULL;
+    ck_ok(build(&net));
+    um_tensor *x = gc_tensor(4, (int64_t[]){4, 3, 8, 8}), *labels = NULL, *y = NULL, *gx = NULL;
+    gc_fill(x, 2, 0, 1, 0);
+    ck_ok(um_tensor_zeros(&labels, UM_INT64, 1, (int64_t[]){4}, NULL));
+    um_i64(labels)[1] = 3;
+    um_tensor *params[16], *grads[16], *losses = NULL, *glog = NULL;
+    int n = um_module_tensors(net, UM_PARAMS, params, 16);
+    um_module_tensors(net, UM_GRADS, grads, 16);
+    um_optimizer *opt = NULL;
+    ck_ok(um_sgd_new(&opt, n, params, grads, 0.1, 0.9, 0));
+    for (int step = 0; step < 3; step++) {
+        if (step == 2) um_alloc_fail_after(1);   /* any allocation now fails the test */
+        double loss, pen;
+        ck_ok(um_module_zero_grad(net));
+        ck_ok(um_module_forward(net, x, &y));
+        ck_ok(um_loss_value(UM_LOSS_CROSS_ENTROPY, y, labels, UM_REDUCE_MEAN, &loss, &losses));
+        ck_ok(um_loss_backward(UM_LOSS_CROSS_ENTROPY, y, labels, UM_REDUCE_MEAN, 1.0, NULL, &glog));
+        ck_ok(um_module_backward(net, x, glog, NULL));
+        ck_ok(um_weight_decay(params, grads, n, 5e-4, &pen));
+        ck_ok(um_optim_step(opt));
+        um_module_train(net, 0);
+        ck_ok(um_module_forward(net, x, &y));
+        ck_ok(um_loss_backward(UM_LOSS_MAX_CONF, y, NULL, UM_REDUCE_SUM, 1.0, NULL, &glog));
+        ck_ok(um_module_backward_input(net, x, glog, &gx));
+        um_module_train(net, 1);
+    }
+    um_alloc_fail_after(0);
+    um_optim_free(opt);
+    um_tensor_release(losses);
+    um_tensor_release(glog);
+    um_tensor_release(labels);
+    um_tensor_release(x);
+    um_module_release(net);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+static int build_and_run(void) {
+    um_module *net = NULL;
+    um_tensor *x = NULL, *y = NULL, *gy = NULL, *gx = NULL;
+    int rc = build(&net);
+    if (!rc) rc = um_tensor_new(&x, UM_FLOAT32, 4, (int64_t[]){2, 3, 8, 8}, NULL);
+    if (!rc) {
+        gc_fill(x, 3, 0, 1, 0);
+        rc = um_module_forward(net, x, &y);
+    }
+    if (!rc) rc = um_tensor_zeros(&gy, UM_FLOAT32, 2, y->size, NULL);
+    if (!rc) rc = um_module_backward(net, x, gy, &gx);
+    if (!rc) rc = um_module_backward_input(net, x, gy, &gx);
+    um_tensor_release(gy);
+    um_tensor_release(x);
+    um_module_release(net);
+    return rc;
+}
+
+START_TEST(allocation_failures_leak_nothing) {
+    int failures = 0;
+    for (int k = 1; k < 2000; k++) {
+        um_alloc_fail_after(k);
+        int rc = build_and_run();
+        um_alloc_fail_after(0);
+        ck_assert_msg(um_live_bytes() == live0, "allocation %d failing leaked %lld bytes (%s)", k,
+                      (long long)(um_live_bytes() - live0), um_last_error());
+        if (rc == UM_OK) break;
+        ck_assert_int_eq(rc, UM_ENOMEM);
+        failures++;
+    }
+    ck_assert_int_gt(failures, 50);
+}
+END_TEST
+
+Suite *make_suite(void) {
+    Suite *s = suite_create("nn_module");
+    TCase *tc = tcase_create("tree");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, paths_and_names);
+    tcase_add_test(tc, errors_name_the_path);
+    tcase_add_test(tc, residual_branch_mismatch);
+    tcase_add_test(tc, ownership_rules);
+    tcase_add_test(tc, held_results_are_not_overwritten);
+    tcase_add_test(tc, train_eval_and_zero_grad);
+    tcase_add_test(tc, warm_step_allocates_nothing);
+    tcase_add_test(tc, allocation_failures_leak_nothing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+#include "check_main.h"

@@ -1,0 +1,126 @@
+-- The umbra executable: --version, -h, -e, scripts with arguments (the global `arg` as in
+-- lua), stdin, the REPL's printing of expression values, errors with a traceback and
+-- exit status 1, and finding the library from another working directory.
+local build = os.getenv("UMBRA_BUILD") or "build"
+
+local function absolute(path)
+   if path:sub(1, 1) == "/" then return path end
+   local p = io.popen("pwd")
+   local pwd = p:read("l")
+   p:close()
+   return pwd .. "/" .. path
+end
+
+local exe = absolute(build .. "/umbra")
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Run a shell command line; returns its stdout+stderr and exit status.
+local function run(cmdline)
+   local p = io.popen(cmdline .. " 2>&1; echo \"<rc=$?>\"")
+   local out = p:read("a")
+   p:close()
+   local body, rc = out:match("^(.*)<rc=(%d+)>\n$")
+   return body, tonumber(rc)
+end
+
+local function temp_script(code)
+   local name = os.tmpname()
+   local f = assert(io.open(name, "w"))
+   f:write(code)
+   f:close()
+   return name
+end
+
+describe("the umbra executable", function()
+   it("prints its version", function()
+      local out, rc = run(quote(exe) .. " --version")
+      assert.are.equal("umbra 0.1.0 (Lua 5.4)\n", out)
+      assert.are.equal(0, rc)
+      assert.are.equal("umbra 0.1.0 (Lua 5.4)\n", (run(quote(exe) .. " -v")))
+   end)
+
+   it("prints usage for -h and for a bad option", function()
+      local out, rc = run(quote(exe) .. " -h")
+      assert.are.equal(0, rc)
+      assert.is_truthy(out:find("usage: ", 1, true))
+      assert.is_truthy(out:find("-e stat", 1, true))
+      out, rc = run(quote(exe) .. " --bogus")
+      assert.are.equal(1, rc)
+      assert.is_truthy(out:find("unrecognized option '--bogus'", 1, true))
+   end)
+
+   it("runs -e code with the library on its path", function()
+      local out, rc = run(quote(exe) .. " -e " .. quote('print(require("umbra").tensor{1, 2}:sum())'))
+      assert.are.equal("3.0\n", out)
+      assert.are.equal(0, rc)
+      out = run(quote(exe) .. " -e 'x = 2' -e 'print(x * 21)'")
+      assert.are.equal("42\n", out)
+   end)
+
+   it("runs a script with its arguments in arg and ...", function()
+      local script = temp_script('print(arg[0], #arg, arg[1], arg[2], select("#", ...), ...)\n' ..
+                                 'print(arg[-1])\n')
+      local out, rc = run(quote(exe) .. " " .. quote(script) .. " alpha 'b c'")
+      os.remove(script)
+      assert.are.equal(script .. "\t2\talpha\tb c\t2\talpha\tb c\n" .. exe .. "\n", out)
+      assert.are.equal(0, rc)
+   end)
+
+   it("reports an error with a traceback and exit status 1", function()
+      local script = temp_script('local function f() error("boom") end\nf()\n')
+      local out, rc = run(quote(exe) .. " " .. quote(script))
+      os.remove(script)
+      assert.are.equal(1, rc)
+      assert.is_truthy(out:find(":1: boom", 1, true))
+      assert.is_truthy(out:find("stack traceback:", 1, true))
+      out, rc = run(quote(exe) .. " -e 'error(\"bad\")'")
+      assert.are.equal(1, rc)
+      assert.is_truthy(out:find("bad", 1, true))
+      out, rc = run(quote(exe) .. " /nonexistent/script.lua")
+      assert.are.equal(1, rc)
+      assert.is_truthy(out:find("cannot open /nonexistent/script.lua", 1, true))
+   end)
+
+   it("exits with the status given to os.exit", function()
+      local _, rc = run(quote(exe) .. " -e 'os.exit(3)'")
+      assert.are.equal(3, rc)
+   end)
+
+   it("runs stdin as a script when it is not a terminal", function()
+      local out, rc = run("echo 'print(6 * 7)' | " .. quote(exe))
+      assert.are.equal("42\n", out)
+      assert.are.equal(0, rc)
+      out = run("echo 'print(...)' | " .. quote(exe) .. " - x y")
+      assert.are.equal("x\ty\n", out)
+   end)
+
+   it("prints expression values in the REPL, across continued lines", function()
+      local input = "1 + 1\nreturn 'a', 2\nx = {\n  10,\n}\nx[1] * 3\numbra.tensor{{1, 2}}\n"
+      local out, rc = run("printf %s " .. quote(input) .. " | " .. quote(exe) .. " -i")
+      assert.are.equal(0, rc)
+      assert.are.equal("> 2\n> a\t2\n> >> >> > 30\n" ..
+                       ">  1.0000  2.0000\n[umbra.Tensor float32 of size 1x2]\n> \n", out)
+   end)
+
+   it("keeps going in the REPL after an error", function()
+      local out = run("printf 'error(\"oops\")\\nprint(5)\\n' | " .. quote(exe) .. " -i")
+      assert.is_truthy(out:find("oops", 1, true))
+      assert.is_truthy(out:find("\n5\n", 1, true) or out:find("> 5\n", 1, true))
+   end)
+
+   it("finds the library and the repository modules from any directory", function()
+      local out = run("cd / && " .. quote(exe) .. " -e " ..
+                      quote('require "umbra"; print(package.searchpath("umbra", package.path) ~= nil)'))
+      assert.are.equal("true\n", out)
+      local root = exe:match("^(.*)/[^/]+/[^/]+$")
+      out = run("cd / && " .. quote(exe) .. " -e " ..
+                quote('print(package.path:sub(1, ' .. #root + 11 .. '))'))
+      assert.are.equal(root .. "/lua/?.lua;\n", out)
+   end)
+
+   it("requires a module into a global with -l", function()
+      local out = run(quote(exe) .. " -l u=umbra -e 'print(u.tensor{4}:item())' </dev/null")
+      assert.are.equal("4.0\n", out)
+   end)
+end)

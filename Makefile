@@ -5,7 +5,9 @@
 
 PREFIX ?= /usr/local
 BUILD ?= build
-CUDA ?= $(shell test -x /usr/local/cuda/bin/nvcc && echo 1 || echo 0)
+CUDA_HOME ?= /usr/local/cuda
+# CUDA=1 when nvcc and cuDNN's header are there (or given: make CUDA=1 CUDA_CFLAGS=-I...)
+CUDA ?= $(shell test -x $(CUDA_HOME)/bin/nvcc && test -f $(CUDA_HOME)/include/cudnn.h && echo 1 || echo 0)
 
 ifeq ($(filter clean help,$(MAKECMDGOALS)),)
 DEPS_STATUS := $(shell scripts/ensure-deps >&2; echo $$?)
@@ -31,11 +33,16 @@ BIND_SRC := $(filter-out lua/main.c,$(wildcard lua/*.c))
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
-NVCC ?= /usr/local/cuda/bin/nvcc
+# CUDA backend (core/cuda/*.cu): cuBLAS and cuDNN from CUDA_HOME; CUDA_CFLAGS and
+# CUDA_LDFLAGS add other places (scripts/gpu-check uses them for a cuDNN found elsewhere).
+# -u pulls core/cuda/backend.o out of libumbra.a: core/tensor.c refers to it only weakly.
+NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA_SRC := $(wildcard core/cuda/*.cu)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-CUDA_LIBS := -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcudart -lcublas -lcudnn -lstdc++
-NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Icore -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+CUDA_LIBS := -Wl,-u,um_cuda_backend -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(CUDA_LDFLAGS) \
+             -lcudart -lcublas -lcudnn -lstdc++
+NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC,-Wall -Icore $(CUDA_CFLAGS) \
+           -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 else
 CUDA_OBJ :=
 CUDA_LIBS :=
@@ -49,7 +56,7 @@ C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_ma
 .PHONY: all test test-c test-lua memcheck asan demo bench install clean help
 all: $(LIB) $(CORE_SO) $(EXE)
 
-$(BUILD)/%.o: %.c $(wildcard core/*.h core/cpu/*.h lua/*.h)
+$(BUILD)/%.o: %.c $(wildcard core/*.h core/cpu/*.h core/cuda/cuda_api.h lua/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

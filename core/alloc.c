@@ -18,6 +18,7 @@ static void *oom_ud;
 
 void um_alloc_fail_after(int64_t n) { atomic_store(&fail_countdown, n > 0 ? n : 0); }
 void um_set_oom_hook(void (*hook)(void *), void *ud) { oom_hook = hook; oom_ud = ud; }
+void um_run_oom_hook(void) { if (oom_hook) oom_hook(oom_ud); }
 int64_t um_live_bytes(void) { return atomic_load(&live_bytes); }
 int64_t um_live_blocks(void) { return atomic_load(&live_blocks); }
 

@@ -15,5 +15,7 @@ int64_t um_live_blocks(void);
 void um_alloc_fail_after(int64_t n);
 /* Called once when an allocation fails, before a retry. */
 void um_set_oom_hook(void (*hook)(void *ud), void *ud);
+/* Run the out-of-memory hook now, if one is set (device allocators call it before a retry). */
+void um_run_oom_hook(void);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "alloc.h"
 #include "backend.h"
+#include "cuda/cuda_api.h"
 #include "error.h"
 #include "tensor.h"
 
@@ -427,6 +428,8 @@ void um_register_backend(const um_backend *be) {
 
 const um_backend *um_find_backend(const char *name) {
     if (!strcmp(name, "cpu")) return um_cpu_backend();
+    /* linked only in CUDA builds (weak otherwise); it registers itself on first use */
+    if (!strcmp(name, "cuda")) return um_cuda_backend ? um_cuda_backend() : NULL;
     for (int i = 0; i < UM_MAX_BACKENDS && registry[i]; i++)
         if (!strcmp(registry[i]->name, name)) return registry[i];
     return NULL;

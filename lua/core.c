@@ -11,7 +11,14 @@
     X(noise)            \
     X(tblog)            \
     X(clock)            \
-    X(tfckpt)
+    X(attack)           \
+    X(tfckpt)           \
+    X(nn)               \
+    X(optim)            \
+    X(metrics)          \
+    X(data)             \
+    X(checkpoint)       \
+    X(cuda)
 
 #define DECLARE_PART(name) void um_lua_open_##name(lua_State *L, int module);
 UM_LUA_PARTS(DECLARE_PART)
@@ -36,6 +43,10 @@ static int unhook(lua_State *L) {
 }
 
 static void install_oom_hook(lua_State *L) {
+    /* busted and other loaders may run luaopen_umbra_core again in the same state: keep the
+     * first sentinel, or dropping it would later unhook the live hook */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "umbra.oom_hook") != LUA_TNIL) { lua_pop(L, 1); return; }
+    lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     hooked_state = lua_tothread(L, -1);
     lua_pop(L, 1);

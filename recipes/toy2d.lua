@@ -14,17 +14,21 @@ local optim = require "umbra.optim"
 local noise = require "umbra.noise"
 
 local parser = argparse("toy2d", "Plain, CEDA and ACET on two moons")
-parser:option("--steps", "optimiser steps for every method", "600"):convert(tonumber)
+parser:option("--steps", "optimiser steps for every method", "1000"):convert(tonumber)
 parser:option("--seed", "seed of data, initialisation and noise", "1"):convert(tonumber)
 parser:option("--n", "number of training points", "2000"):convert(tonumber)
 parser:option("--out", "output folder", "runs/toy2d")
-parser:option("--acet-eps", "ACET ball radius (l-inf)", "0.05"):convert(tonumber)
-parser:option("--acet-steps", "ACET PGD iterations", "5"):convert(tonumber)
-parser:option("--threads", "threads", "2"):convert(tonumber)
+parser:option("--noise-frac", "noise points per training point (the notebook: 2)", "2"):convert(tonumber)
+parser:option("--acet-eps", "ACET ball radius (l-inf; the notebook's 0.025)", "0.025"):convert(tonumber)
+parser:option("--acet-steps", "ACET PGD iterations (the notebook's 4)", "4"):convert(tonumber)
+parser:option("--acet-step", "ACET PGD step size (the notebook's 0.02)", "0.02"):convert(tonumber)
+parser:option("--adv-eps", "radius of the evaluation's adversarial noise (default: the ACET radius)"):convert(tonumber)
+parser:option("--threads", "threads (the batches are small: one thread is fastest)", "1"):convert(tonumber)
 parser:flag("--no-plots", "skip the gnuplot pictures")
 parser:flag("--quiet", "print only the table")
 local args = parser:parse(arg)
 umbra.set_num_threads(args.threads)
+args.adv_eps = args.adv_eps or args.acet_eps
 
 --- sklearn.datasets.make_moons(n, noise=0.02, shuffle=True), then the notebook's affine map.
 local function two_moons(n, sd, g)
@@ -91,20 +95,21 @@ local function far_from_data(pts, min_dist)
   end
   return umbra.tensor(keep)
 end
-local U_far = far_from_data(U:narrow(1, 1, 2000), 0.1)
+local U_far = far_from_data(U:narrow(1, 1, 3000), 0.2)
+-- starts of the adversarial noise: uniform points whose eps-ball stays clear of the data
+local U_adv = far_from_data(U:narrow(1, 3001, 3000), 2 * args.adv_eps)
 local ring = {}
 while #ring < 10000 do
   local a, b = -10 + 20 * g_eval:uniform(), -10 + 20 * g_eval:uniform()
   if not (a >= 0 and a <= 1 and b >= 0 and b <= 1) then ring[#ring + 1] = {a, b} end
 end
 local Ring = umbra.tensor(ring)
-local noise_eval = umbra.rand({2000, 2}, g_eval)
 
 local methods = {
   {name = "Plain", settings = {at_frac = 0, pgd_niter = 0}},
-  {name = "CEDA", settings = {at_frac = 2, pgd_niter = 0, loss = "max_conf"}},
-  {name = "ACET", settings = {at_frac = 2, pgd_niter = args.acet_steps, pgd_eps = args.acet_eps,
-                              pgd_step = 0.4 * args.acet_eps, loss = "max_conf"}},
+  {name = "CEDA", settings = {at_frac = args.noise_frac, pgd_niter = 0, loss = "max_conf"}},
+  {name = "ACET", settings = {at_frac = args.noise_frac, pgd_niter = args.acet_steps, pgd_eps = args.acet_eps,
+                              pgd_step = args.acet_step, loss = "max_conf"}},
 }
 
 local mlp = require "models.mlp"
@@ -130,7 +135,7 @@ for _, m in ipairs(methods) do
     end
   end
   model:evaluate()
-  local adv = attack.pgd(model, noise_eval, {eps = 0.1, step = 0.01, steps = 20, objective = "max_conf",
+  local adv = attack.pgd(model, U_adv, {eps = args.adv_eps, step = args.adv_eps / 5, steps = 20, objective = "max_conf",
                                             generator = umbra.Generator(args.seed + 7)})
   local r = {name = m.name, model = model, acc = accuracy(model, X, Y), train = mmc(model, X),
              uniform = mmc(model, U), far = mmc(model, U_far), ring = mmc(model, Ring),
@@ -139,8 +144,9 @@ for _, m in ipairs(methods) do
   results[#results + 1] = r
 end
 
-local header = "| model | train acc | MMC train | MMC U[0,1]² | MMC U far (d>0.1) | MMC ring [-10,10]² | α=10 | α=100 | α=1000 | MMC adv. noise (ε=0.1) |"
-print(string.format("\ntwo moons, n=%d, %d steps each, seed %d, %.1f s CPU", args.n, args.steps, args.seed, os.clock() - t_start))
+local header = "| model | train acc | MMC train | MMC U[0,1]² | MMC U far (d>0.2) | MMC ring [-10,10]² | α=10 | α=100 | α=1000 | MMC adv. noise far |"
+print(string.format("\ntwo moons, n=%d, %d steps each, seed %d, %.1f s CPU; adversarial noise: l-inf eps %g around uniform points at distance > 2 eps from the data",
+                    args.n, args.steps, args.seed, os.clock() - t_start, args.adv_eps))
 print(header)
 print("|" .. string.rep("---|", 10))
 for _, r in ipairs(results) do

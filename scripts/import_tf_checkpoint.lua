@@ -63,5 +63,19 @@ if args.list then
    return
 end
 
+ck:close()
 if not args.out then fail("give an output file (PREFIX OUT.h5), or --list PREFIX") end
-require("scripts.tf_resnet_small").import(ck, entries, args, fail)
+
+local tf_import = require "umbra.tf_import"
+local model, info = tf_import.resnet_small(args.prefix, {num_classes = args.num_classes})
+if not model then fail("%s", info) end
+local ok, serr = umbra.checkpoint.save(args.out, {
+   model = model,
+   step = info.step,
+   architecture = "resnet_small",
+   config = {architecture = "resnet_small", num_classes = info.num_classes, bn_eps = info.bn_eps,
+             source = args.prefix},
+})
+if not ok then fail("%s", serr) end
+print(string.format("wrote %s: resnet_small, %d classes, %s parameters, step %s", args.out,
+                    info.num_classes, group_digits(model:num_parameters()), tostring(info.step)))

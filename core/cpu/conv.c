@@ -49,8 +49,79 @@ static void valid_range(int64_t out, int64_t stride, int64_t pad, int64_t k, int
     *lo = l; *hi = h;
 }
 
-/* x (c, h, w) -> col (c*kh*kw, oh*ow) */
+/* Stride 1 with ow == w (`same` width): row (c, ki, kj) of the column matrix is the
+ * input plane shifted by (di, dj) = (ki - pad_top, kj - pad_left), read as one long run;
+ * positions whose column wrapped around (ox + dj outside [0, w)) or whose row falls
+ * outside the input are zero. This turns im2col and col2im into long copies and adds. */
+static int is_shift_layout(const um_window2d *g) { return g->sh == 1 && g->sw == 1 && g->ow == g->w; }
+
+typedef struct {
+    int64_t d0, d1;      /* destination (column-matrix) run with valid rows */
+    int64_t shift;       /* source index = destination index + shift */
+    int64_t c0, c1;      /* valid columns [c0, c1) */
+} shift_run;
+
+static shift_run shift_of(const um_window2d *g, int64_t ki, int64_t kj) {
+    const int64_t di = ki - g->pad_top, dj = kj - g->pad_left, w = g->w;
+    int64_t lo = di < 0 ? -di : 0, hi = g->h - di < g->oh ? g->h - di : g->oh;
+    if (hi < lo) hi = lo;
+    shift_run r = {lo * w, hi * w, di * w + dj, dj < 0 ? -dj : 0, dj > 0 ? w - dj : w};
+    /* keep source indices inside the plane; the clipped ends are wrapped columns */
+    if (r.d0 + r.shift < 0) r.d0 = -r.shift;
+    if (r.d1 + r.shift > g->h * w) r.d1 = g->h * w - r.shift;
+    if (r.d1 < r.d0) r.d1 = r.d0;
+    return r;
+}
+
+/* Zero the wrapped columns of rows [row0, row1) of a column-matrix row block. */
+static void zero_wrapped(float *dst, int64_t w, int64_t row0, int64_t row1, int64_t c0, int64_t c1) {
+    for (int64_t oy = row0; oy < row1; oy++) {
+        for (int64_t ox = 0; ox < c0; ox++) dst[oy * w + ox] = 0.0f;
+        for (int64_t ox = c1; ox < w; ox++) dst[oy * w + ox] = 0.0f;
+    }
+}
+
+static void im2col_shift(const um_window2d *g, const float *x, float *col) {
+    const int64_t P = col_cols(g), w = g->w, plane = g->h * g->w, taps = g->kh * g->kw;
+    for (int64_t t = 0; t < taps; t++) {
+        const shift_run r = shift_of(g, t / g->kw, t % g->kw);
+        const int64_t row0 = r.d0 / w, row1 = (r.d1 + w - 1) / w;
+        for (int64_t c = 0; c < g->c; c++) {
+            float *dst = col + (c * taps + t) * P;
+            const float *src = x + c * plane;
+            memset(dst, 0, (size_t)(row0 * w) * sizeof(float));
+            memcpy(dst + r.d0, src + r.d0 + r.shift, (size_t)(r.d1 - r.d0) * sizeof(float));
+            memset(dst + row1 * w, 0, (size_t)(P - row1 * w) * sizeof(float));
+            zero_wrapped(dst, w, row0, row1, r.c0, r.c1);
+        }
+    }
+}
+
+/* col is scratch: its wrapped columns are zeroed so the long add can run over them. */
+static void col2im_shift(const um_window2d *g, float *col, float *gx) {
+    const int64_t P = col_cols(g), w = g->w, plane = g->h * g->w;
+    const int64_t taps = g->kh * g->kw;
+    memset(gx, 0, (size_t)(g->c * plane) * sizeof(float));
+    for (int64_t t = 0; t < taps; t++) {
+        const shift_run r = shift_of(g, t / g->kw, t % g->kw);
+        for (int64_t c = 0; c < g->c; c++) {
+            float *src = col + (c * taps + t) * P;
+            float *dst = gx + c * plane + r.shift;
+            zero_wrapped(src, w, r.d0 / w, (r.d1 + w - 1) / w, r.c0, r.c1);
+#pragma omp simd
+            for (int64_t d = r.d0; d < r.d1; d++) dst[d] += src[d];
+        }
+    }
+}
+
+/* x (c, h, w) -> col (c*kh*kw, oh*ow), any stride and padding. GCC would turn the copy
+ * loops back into memcpy/memset calls, which cost more than they move on short rows. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
 static void im2col(const um_window2d *g, const float *x, float *col) {
+    if (is_shift_layout(g)) {
+        im2col_shift(g, x, col);
+        return;
+    }
     const int64_t P = col_cols(g);
     for (int64_t c = 0; c < g->c; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
@@ -61,23 +132,29 @@ static void im2col(const um_window2d *g, const float *x, float *col) {
                 for (int64_t oy = 0; oy < g->oh; oy++, dst += g->ow) {
                     int64_t iy = oy * g->sh - g->pad_top + ki;
                     if (iy < 0 || iy >= g->h || lo >= hi) {
-                        memset(dst, 0, (size_t)g->ow * sizeof(float));
+                        for (int64_t ox = 0; ox < g->ow; ox++) dst[ox] = 0.0f;
                         continue;
                     }
                     const float *src = x + (c * g->h + iy) * g->w - g->pad_left + kj;
-                    if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
+                    for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
                     if (g->sw == 1) {
-                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+#pragma omp simd
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox];
                     } else {
                         for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * g->sw];
                     }
-                    if (hi < g->ow) memset(dst + hi, 0, (size_t)(g->ow - hi) * sizeof(float));
+                    for (int64_t ox = hi; ox < g->ow; ox++) dst[ox] = 0.0f;
                 }
             }
 }
 
-/* col (c*kh*kw, oh*ow) summed back into gx (c, h, w), which is overwritten. */
-static void col2im(const um_window2d *g, const float *col, float *gx) {
+/* col (c*kh*kw, oh*ow) summed back into gx (c, h, w), which is overwritten; col is
+ * scratch and may be changed. */
+static void col2im(const um_window2d *g, float *col, float *gx) {
+    if (is_shift_layout(g)) {
+        col2im_shift(g, col, gx);
+        return;
+    }
     const int64_t P = col_cols(g);
     memset(gx, 0, (size_t)(g->c * g->h * g->w) * sizeof(float));
     for (int64_t c = 0; c < g->c; c++)
@@ -165,6 +242,7 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
                 for (int64_t o = 0; o < O; o++) {
                     const float *row = gyi + o * P;
                     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
                     for (int64_t p = 0; p < P; p++) s += row[p];
                     gb_part[o] += s;
                 }

@@ -55,6 +55,7 @@ static int bias_grad(const um_tensor *gy, um_tensor *gbias, int64_t outer, int64
         for (int64_t o = 0; o < outer; o++) {
             const float *row = gp + (o * c + j) * inner;
             float fs = 0.0f;
+#pragma omp simd reduction(+ : fs)
             for (int64_t i = 0; i < inner; i++) fs += row[i];
             s += fs;
         }
@@ -70,6 +71,7 @@ static int mean_inner_forward(const um_tensor *x, um_tensor *y, int64_t outer, i
     for (int64_t o = 0; o < outer; o++) {
         const float *row = xp + o * inner;
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int64_t i = 0; i < inner; i++) s += row[i];
         yp[o] = s / (float)inner;
     }

@@ -35,12 +35,14 @@ int um_cpu_adam_step(um_tensor *w, const um_tensor *g, um_tensor *m, um_tensor *
     const int64_t n = um_numel(w);
     float *wp = um_f32(w), *mp = um_f32(m), *vp = um_f32(v);
     const float *gp = um_f32(g);
+    /* 1 - beta in double: 1.0f - 0.999f loses four digits */
     const float flr = (float)lr_t, b1 = (float)beta1, b2 = (float)beta2, fe = (float)eps;
+    const float c1 = (float)(1.0 - beta1), c2 = (float)(1.0 - beta2);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float gi = gp[i];
-        float mi = b1 * mp[i] + (1.0f - b1) * gi;
-        float vi = b2 * vp[i] + (1.0f - b2) * gi * gi;
+        float mi = b1 * mp[i] + c1 * gi;
+        float vi = b2 * vp[i] + c2 * gi * gi;
         mp[i] = mi;
         vp[i] = vi;
         wp[i] -= flr * mi / (sqrtf(vi) + fe);

@@ -41,10 +41,45 @@ int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor
     return UM_OK;
 }
 
+/* Windows that tile the input (window == stride, LeNet's 2x2 pools): every cell belongs
+ * to at most one window, so each is written once instead of zeroed and accumulated. */
+static void maxpool_backward_tiled(const um_window2d *g, const float *xp, const float *gyp, float *gxp) {
+    const int64_t planes = g->n * g->c;
+    const int covered = (g->oh * g->sh - g->pad_top >= g->h) && (g->ow * g->sw - g->pad_left >= g->w) &&
+                        g->pad_top == 0 && g->pad_left == 0;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xi = xp + pl * g->h * g->w, *gyi = gyp + pl * g->oh * g->ow;
+        float *gxi = gxp + pl * g->h * g->w;
+        if (!covered) memset(gxi, 0, (size_t)(g->h * g->w) * sizeof(float));
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            int64_t y0, y1;
+            window(oy, g->sh, g->pad_top, g->kh, g->h, &y0, &y1);
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                int64_t x0, x1;
+                window(ox, g->sw, g->pad_left, g->kw, g->w, &x0, &x1);
+                int64_t best = y0 * g->w + x0;
+                float m = xi[best];
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++) {
+                        float v = xi[iy * g->w + ix];
+                        if (v > m) { m = v; best = iy * g->w + ix; }
+                        gxi[iy * g->w + ix] = 0.0f;
+                    }
+                gxi[best] = gyi[oy * g->ow + ox];
+            }
+        }
+    }
+}
+
 int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx) {
     const float *xp = um_f32(x), *gyp = um_f32(gy);
     float *gxp = um_f32(gx);
     const int64_t planes = g->n * g->c;
+    if (g->kh == g->sh && g->kw == g->sw) {
+        maxpool_backward_tiled(g, xp, gyp, gxp);
+        return UM_OK;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xi = xp + pl * g->h * g->w, *gyi = gyp + pl * g->oh * g->ow;

@@ -82,4 +82,139 @@ function plot.heatmap(opts)
   return ok, err
 end
 
+-- a gnuplot single-quoted string ('' stands for ')
+local function q(s) return "'" .. tostring(s or ""):gsub("'", "''") .. "'" end
+
+-- the terminal line of the analysis pictures: noenhanced, so that names like noise_adv are
+-- printed as they are rather than with subscripts
+local function png(path, w, h, font)
+  return string.format("set terminal pngcairo size %d,%d noenhanced font 'Sans,%d'\nset output %s", w, h, font or 10, q(path))
+end
+
+--- A histogram of values with bins equal bins on range = {lo, hi} (the last bin includes hi,
+--- values outside are left out, as numpy.histogram). opts: path, values (a Lua array), bins
+--- (100), range ({0, 1}), logy (counts on a log scale, from 0.9), title, xlabel, ylabel.
+function plot.histogram(opts)
+  local lo, hi = (opts.range or {0, 1})[1], (opts.range or {0, 1})[2]
+  local bins = opts.bins or 100
+  local counts, width = {}, (hi - lo) / bins
+  for b = 1, bins do counts[b] = 0 end
+  for _, v in ipairs(opts.values) do
+    if v >= lo and v <= hi then
+      local b = math.min(bins, math.floor((v - lo) / width) + 1)
+      counts[b] = counts[b] + 1
+    end
+  end
+  local rows = {}
+  for b = 1, bins do
+    if counts[b] > 0 or not opts.logy then rows[#rows + 1] = {lo + (b - 0.5) * width, counts[b]} end
+  end
+  if #rows == 0 then rows[1] = {lo, 0} end
+  local dat = opts.path .. ".dat"
+  plot.write_table(dat, rows)
+  local lines = {
+    png(opts.path, 800, 500),
+    "set title " .. q(opts.title),
+    "set xlabel " .. q(opts.xlabel),
+    "set ylabel " .. q(opts.ylabel),
+    string.format("set xrange [%g:%g]", lo, hi),
+    string.format("set boxwidth %g", width),
+    "set style fill solid 0.7 border lc rgb '#08306b'",
+    "set key off",
+    "set grid ytics",
+  }
+  if opts.logy then
+    lines[#lines + 1] = "set logscale y"
+    lines[#lines + 1] = "set yrange [0.9:*]"
+  else
+    lines[#lines + 1] = "set yrange [0:*]"
+  end
+  lines[#lines + 1] = string.format("plot %s using 1:2 with boxes lc rgb '#6baed6'", q(dat))
+  local ok, err = plot.gnuplot(table.concat(lines, "\n") .. "\n")
+  os.remove(dat)
+  return ok, err
+end
+
+--- Curves in one figure. opts: path, series = {{x = {...}, y = {...}, title =, dashed =}},
+--- title, xlabel, ylabel, xrange = {lo, hi}, yrange = {lo, hi}, key ("bottom right").
+function plot.lines(opts)
+  local dat = opts.path .. ".dat"
+  local rows = {}
+  for i, s in ipairs(opts.series) do
+    if i > 1 then rows[#rows + 1] = false; rows[#rows + 1] = false end  -- two blank lines: next index
+    for k = 1, #s.x do rows[#rows + 1] = {s.x[k], s.y[k]} end
+  end
+  plot.write_table(dat, rows)
+  local lines = {
+    png(opts.path, 800, 640),
+    "set title " .. q(opts.title),
+    "set xlabel " .. q(opts.xlabel),
+    "set ylabel " .. q(opts.ylabel),
+    "set key " .. (opts.key or "bottom right"),
+    "set grid",
+  }
+  if opts.xrange then lines[#lines + 1] = string.format("set xrange [%g:%g]", opts.xrange[1], opts.xrange[2]) end
+  if opts.yrange then lines[#lines + 1] = string.format("set yrange [%g:%g]", opts.yrange[1], opts.yrange[2]) end
+  local plots = {}
+  for i, s in ipairs(opts.series) do
+    plots[i] = string.format("%s index %d using 1:2 with lines lw 2 dt %d title %s", q(dat), i - 1,
+                             s.dashed and 2 or 1, q(s.title))
+  end
+  lines[#lines + 1] = "plot " .. table.concat(plots, ", \\\n  ")
+  local ok, err = plot.gnuplot(table.concat(lines, "\n") .. "\n")
+  os.remove(dat)
+  return ok, err
+end
+
+--- A grid of images (a float32 tensor (m, C, H, W) with values in [0,1], C = 1 or 3), one
+--- title each. opts: path, images, titles, columns (8), title.
+function plot.image_grid(opts)
+  local size = opts.images:size()
+  local m, c, h, w = size[1], size[2], size[3], size[4]
+  if #size ~= 4 or (c ~= 1 and c ~= 3) then
+    return nil, "plot.image_grid: images must be (m, 1 or 3, H, W), got " .. table.concat(size, "x")
+  end
+  local px = opts.images:to_table()
+  local dat = opts.path .. ".dat"
+  local rows = {}
+  local function clip(v) return math.max(0, math.min(1, v)) end
+  for i = 1, m do
+    if i > 1 then rows[#rows + 1] = false; rows[#rows + 1] = false end
+    for y = 1, h do
+      for x = 1, w do
+        if c == 1 then
+          rows[#rows + 1] = {x - 1, h - y, clip(px[i][1][y][x])}
+        else
+          rows[#rows + 1] = {x - 1, h - y, math.floor(255 * clip(px[i][1][y][x]) + 0.5),
+                             math.floor(255 * clip(px[i][2][y][x]) + 0.5), math.floor(255 * clip(px[i][3][y][x]) + 0.5)}
+        end
+      end
+    end
+  end
+  plot.write_table(dat, rows)
+  local cols = math.min(opts.columns or 8, m)
+  local nrows = math.ceil(m / cols)
+  local lines = {
+    png(opts.path, cols * 120, nrows * 130 + 40, 8),
+    -- the grid below a 40-pixel band for the figure's title; room above each image for its own
+    string.format("set multiplot layout %d,%d title %s font 'Sans,11' margins 0.01,0.99,0.01,%g spacing 0.01,%g",
+                  nrows, cols, q(opts.title), 1 - 40 / (nrows * 130 + 40), 20 / (nrows * 130 + 40)),
+    "unset key", "unset tics", "unset border", "unset colorbox",
+    "set size ratio -1",
+    string.format("set xrange [-0.5:%g]", w - 0.5),
+    string.format("set yrange [-0.5:%g]", h - 0.5),
+    "set palette gray",
+    "set cbrange [0:1]",
+  }
+  for i = 1, m do
+    lines[#lines + 1] = "set title " .. q((opts.titles or {})[i])
+    lines[#lines + 1] = string.format(c == 1 and "plot %s index %d using 1:2:3 with image"
+                                      or "plot %s index %d using 1:2:3:4:5 with rgbimage", q(dat), i - 1)
+  end
+  lines[#lines + 1] = "unset multiplot"
+  local ok, err = plot.gnuplot(table.concat(lines, "\n") .. "\n")
+  os.remove(dat)
+  return ok, err
+end
+
 return plot

@@ -99,7 +99,7 @@ function Procedure:step(x, y, epoch)
   local loss_clean = lc * scale_clean
   local loss_out = lo * scale_noise
   local pred = logits_clean:argmax(2)
-  local wrong = pred:ne(y:float()):sum()
+  local wrong = pred:float():ne(y:float()):sum()
   return {
     loss = loss_clean + loss_out + reg, loss_clean = loss_clean, loss_out = loss_out, reg = reg,
     err = wrong / n_clean, conf_clean = max_conf_sum(logits_clean) / n_clean,

@@ -108,7 +108,7 @@ static inline void gc_check_module(um_module *m, um_tensor *x, const gc_opts *o,
 
     /* numeric gradients */
     int failures = 0;
-    double *num = malloc(sizeof(double) * (size_t)(nx > 0 ? nx : 1));
+    double *num = calloc((size_t)(nx > 0 ? nx : 1), sizeof(double));
     float *xp = um_f32(x);
     for (int64_t i = 0; i < nx; i++) {
         float v = xp[i];

@@ -164,6 +164,7 @@ START_TEST(errors) {
     ck_assert_int_eq(kind, UM_LOSS_UNIFORM_CONF);
     ck_fails(um_loss_kind_from_name("hinge", &kind), UM_EINVAL);
     um_tensor_release(l);
+    um_tensor_release(g);   /* slots are the caller's, also after a failure */
     um_tensor_release(z3);
     um_tensor_release(t);
     um_tensor_release(bad);

@@ -92,6 +92,93 @@ START_TEST(conv_bias_and_explicit_padding) {
 }
 END_TEST
 
+/* The fast paths (shifted copies for stride 1, pointwise, per-image threads) against a
+ * direct double-precision convolution, forward and all three gradients. */
+static void naive_conv(const um_conv2d_config *k, const um_tensor *x, const float *w, const float *b,
+                       const um_tensor *gy, int64_t pt, int64_t pl, int64_t oh, int64_t ow,
+                       double *y, double *gx, double *gw, double *gb) {
+    const int64_t n = x->size[0], c = x->size[1], h = x->size[2], wd = x->size[3];
+    const float *xp = um_f32(x), *gp = um_f32(gy);
+    memset(gx, 0, sizeof(double) * (size_t)um_numel(x));
+    memset(gw, 0, sizeof(double) * (size_t)(k->c_out * c * k->kh * k->kw));
+    memset(gb, 0, sizeof(double) * (size_t)k->c_out);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t o = 0; o < k->c_out; o++)
+            for (int64_t oy = 0; oy < oh; oy++)
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    int64_t yi = ((i * k->c_out + o) * oh + oy) * ow + ox;
+                    double s = b ? b[o] : 0, g = gp[yi];
+                    gb[o] += g;
+                    for (int64_t ci = 0; ci < c; ci++)
+                        for (int64_t ki = 0; ki < k->kh; ki++)
+                            for (int64_t kj = 0; kj < k->kw; kj++) {
+                                int64_t iy = oy * k->sh - pt + ki, ix = ox * k->sw - pl + kj;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                                int64_t xi = ((i * c + ci) * h + iy) * wd + ix;
+                                int64_t wi = ((o * c + ci) * k->kh + ki) * k->kw + kj;
+                                s += (double)w[wi] * xp[xi];
+                                gx[xi] += (double)w[wi] * g;
+                                gw[wi] += (double)xp[xi] * g;
+                            }
+                    y[yi] = s;
+                }
+}
+
+static void compare(const char *what, const float *got, const double *want, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-4 * (1 + fabs(want[i])), "%s[%lld]: %g, expected %g", what,
+                      (long long)i, got[i], want[i]);
+}
+
+START_TEST(conv_matches_direct_reference) {
+    const um_conv2d_config cfgs[] = {
+        {.c_in = 3, .c_out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+        {.c_in = 2, .c_out = 5, .kh = 5, .kw = 5, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+        {.c_in = 4, .c_out = 3, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_SAME},
+        {.c_in = 2, .c_out = 3, .kh = 3, .kw = 5, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {0, 2, 2, 2}},
+        {.c_in = 2, .c_out = 2, .kh = 2, .kw = 3, .sh = 1, .sw = 2, .padding = UM_PAD_EXPLICIT, .pad = {2, 1, 0, 3}},
+        {.c_in = 3, .c_out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
+        {.c_in = 5, .c_out = 3, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
+    };
+    const int64_t sizes[][3] = {{3, 6, 7}, {2, 5, 4}, {4, 7, 6}, {1, 4, 6}, {3, 5, 5}, {2, 6, 5}, {3, 3, 4}};
+    for (size_t t = 0; t < sizeof cfgs / sizeof cfgs[0]; t++) {
+        um_module *m = NULL;
+        ck_ok(um_conv2d_new(&m, &cfgs[t], &gen));
+        if (cfgs[t].bias) gc_fill(m->params[1], 100 + t, -1, 1, 0);
+        int64_t xs[4] = {sizes[t][0], cfgs[t].c_in, sizes[t][1], sizes[t][2]};
+        um_tensor *x = gc_tensor(4, xs), *y = NULL, *gx = NULL;
+        gc_fill(x, 200 + t, -1, 1, 0);
+        ck_ok(um_module_forward(m, x, &y));
+        um_tensor *gy = gc_tensor(y->ndim, y->size);
+        gc_fill(gy, 300 + t, -1, 1, 0);
+        ck_ok(um_module_zero_grad(m));
+        ck_ok(um_module_backward(m, x, gy, &gx));
+        int64_t pt, pl, tmp;
+        if (cfgs[t].padding == UM_PAD_SAME) {
+            um_same_padding(xs[2], cfgs[t].kh, cfgs[t].sh, &pt, &tmp);
+            um_same_padding(xs[3], cfgs[t].kw, cfgs[t].sw, &pl, &tmp);
+        } else {
+            pt = cfgs[t].padding == UM_PAD_EXPLICIT ? cfgs[t].pad[0] : 0;
+            pl = cfgs[t].padding == UM_PAD_EXPLICIT ? cfgs[t].pad[2] : 0;
+        }
+        int64_t nw = um_numel(m->params[0]);
+        double *ry = malloc(sizeof(double) * (size_t)um_numel(y)), *rgx = malloc(sizeof(double) * (size_t)um_numel(x));
+        double *rgw = malloc(sizeof(double) * (size_t)nw), *rgb = malloc(sizeof(double) * (size_t)cfgs[t].c_out);
+        naive_conv(&cfgs[t], x, um_f32(m->params[0]), cfgs[t].bias ? um_f32(m->params[1]) : NULL, gy, pt, pl,
+                   y->size[2], y->size[3], ry, rgx, rgw, rgb);
+        compare("y", um_f32(y), ry, um_numel(y));
+        compare("gx", um_f32(gx), rgx, um_numel(x));
+        compare("gw", um_f32(m->grads[0]), rgw, nw);
+        if (cfgs[t].bias) compare("gb", um_f32(m->grads[1]), rgb, cfgs[t].c_out);
+        free(ry); free(rgx); free(rgw); free(rgb);
+        um_tensor_release(gy);
+        um_tensor_release(x);
+        um_module_release(m);
+    }
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
 START_TEST(maxpool_same_ignores_padding) {
     int64_t xs[4] = {1, 1, 3, 3};
     float xv[9] = {-1, -2, -3, -4, -5, -6, -7, -8, -9};
@@ -321,6 +408,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, same_padding_rule);
     tcase_add_test(tc, conv_same_stride2_asymmetric);
     tcase_add_test(tc, conv_bias_and_explicit_padding);
+    tcase_add_test(tc, conv_matches_direct_reference);
     tcase_add_test(tc, maxpool_same_ignores_padding);
     tcase_add_test(tc, avgpool_same_divides_by_real_cells);
     tcase_add_test(tc, batchnorm_running_stats_two_steps);

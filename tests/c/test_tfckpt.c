@@ -146,7 +146,8 @@ static void flip_byte(const char *path, long at) {
     fclose(f);
 }
 
-#define ck_msg_has(s) ck_assert_msg(strstr(um_last_error(), (s)) != NULL, "message '%s' lacks '%s'", um_last_error(), (s))
+#define ck_msg_has(s) \
+    ck_assert_msg(strstr(um_last_error(), (s)) != NULL, "message '%s' lacks '%s'", um_last_error(), (s))
 
 START_TEST(crc32c_vectors) {
     uint8_t buf[32];

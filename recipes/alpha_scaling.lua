@@ -1,0 +1,93 @@
+-- recipes/alpha_scaling.lua: Table 2 of the paper (PAPER.md §6.4, decision 6). For 10,000
+-- uniform points x of the model's input shape, the median of the smallest alpha >= 1 with
+-- 99.9 % confidence at alpha x, and the percentage of points whose clip(alpha x, 0, 1) is
+-- still 95 % confident. Usage:
+--   umbra recipes/alpha_scaling.lua CHECKPOINT [CHECKPOINT...] [--names Plain,ACET] [--n 10000]
+--   umbra recipes/alpha_scaling.lua --model lenet [--num_classes 10]   (an untrained model)
+local umbra = require "umbra"
+local argparse = require "argparse"
+local runs = require "umbra.runs"
+local alpha = require "umbra.alpha"
+
+local parser = argparse("alpha_scaling", "Median alpha to 99.9 % confidence on alpha-scaled uniform noise (Table 2)")
+parser:argument("checkpoints", "checkpoints (.h5) or run folders"):args("*")
+parser:option("--model", "also evaluate an untrained model of this architecture (models/<name>.lua)")
+parser:option("--num_classes", "classes of the untrained --model", "10"):convert(math.tointeger)
+parser:option("--input_shape", "input shape without the batch, e.g. 1,28,28 (default: from the checkpoint)")
+parser:option("--names", "comma-separated column names (default: the runs' names)")
+parser:option("--n", "uniform points", "10000"):convert(math.tointeger)
+parser:option("--seed", "seed of the points (the same points for every model)", "1"):convert(math.tointeger)
+parser:option("--target", "confidence alpha must reach", "0.999"):convert(tonumber)
+parser:option("--overconfident", "confidence counted as overconfident after clipping", "0.95"):convert(tonumber)
+parser:option("--alpha_max", "largest alpha tried; beyond it alpha = inf", "1e20"):convert(tonumber)
+parser:option("--precision", "relative precision of the bisection", "1e-3"):convert(tonumber)
+parser:option("--batch_size", "points per forward pass", "500"):convert(math.tointeger)
+parser:option("--device", "cpu | cuda", "cpu")
+parser:option("--threads", "CPU threads", "2"):convert(math.tointeger)
+local args = parser:parse(arg)
+umbra.set_num_threads(args.threads)
+
+local function fail(msg) io.stderr:write("alpha_scaling: ", msg, "\n"); os.exit(1) end
+
+local function shape_option()
+  if not args.input_shape then return nil end
+  local s = {}
+  for v in args.input_shape:gmatch("[^,x]+") do s[#s + 1] = math.tointeger(tonumber(v)) end
+  if #s == 0 then fail("--input_shape: expected sizes like 1,28,28, got " .. args.input_shape) end
+  return s
+end
+
+-- the models: {name, model, shape, dataset}
+local entries = {}
+for _, path in ipairs(args.checkpoints) do
+  local model, info = runs.load_model(path, {device = args.device})
+  if not model then fail(info) end
+  local cfg = info.config or {}
+  local name = cfg.exp_name or path:gsub("/checkpoint[^/]*%.h5$", ""):match("([^/]+)/?$") or path
+  entries[#entries + 1] = {name = name, model = model, shape = shape_option() or info.input_shape,
+                           dataset = info.dataset or "?"}
+end
+if args.model then
+  local ok, builder = pcall(require, "models." .. args.model)
+  if not ok then fail("--model " .. args.model .. ": " .. tostring(builder):gsub("\n.*", "")) end
+  local model = builder{num_classes = args.num_classes, seed = args.seed}
+  model:evaluate()
+  if args.device ~= "cpu" then model:to(args.device) end
+  local shape = shape_option() or runs.input_shape{architecture = args.model}
+  entries[#entries + 1] = {name = args.model .. " (untrained)", model = model, shape = shape, dataset = "-"}
+end
+if #entries == 0 then parser:error("give at least one checkpoint or --model") end
+if args.names then
+  local i = 0
+  for name in args.names:gmatch("[^,]+") do
+    i = i + 1
+    if entries[i] then entries[i].name = name end
+  end
+end
+
+local t0 = umbra.core.clock()
+for _, e in ipairs(entries) do
+  if not e.shape then fail(e.name .. ": unknown input shape; pass --input_shape") end
+  e.result = alpha.search(e.model, {shape = e.shape, n = args.n, seed = args.seed, target = args.target,
+                                    alpha_max = args.alpha_max, precision = args.precision,
+                                    overconfident = args.overconfident, batch_size = args.batch_size,
+                                    device = args.device})
+  io.stderr:write(string.format("%s: %d rounds, %d of %d points never reach %g (%.0f s)\n", e.name, e.result.rounds,
+                                e.result.never, e.result.n, args.target, umbra.core.clock() - t0))
+end
+
+local function cells(f)
+  local out = {}
+  for i, e in ipairs(entries) do out[i] = f(e) end
+  return " | " .. table.concat(out, " | ") .. " |"
+end
+print("| " .. cells(function(e) return e.name end))
+print("|" .. string.rep("---|", #entries + 1))
+print("| Trained on" .. cells(function(e) return e.dataset end))
+print("| Median α" .. cells(function(e)
+  return e.result.median == math.huge and "∞" or string.format("%.3g", e.result.median)
+end))
+print("| % overconfident" .. cells(function(e) return string.format("%.1f", e.result.overconfident) end))
+print(string.format("\n%d points x ~ U[0,1]^d (seed %d); α: smallest ≥ 1 with confidence ≥ %g (doubling to %g, "
+                    .. "bisection to %g); overconfident: clip(αx, 0, 1) ≥ %g", args.n, args.seed, args.target,
+                    args.alpha_max, args.precision, args.overconfident))

@@ -1,0 +1,224 @@
+-- recipes/evaluate.lua: evaluate a checkpoint as the paper (PAPER.md §5.3, §6, decisions 5
+-- and 9): clean test error and confidences; Noise (the training noise recipe on the test
+-- images); Adv. Noise (PGD from that noise maximising log max softmax, eps 0.3, 80 steps of
+-- 0.02, random start, best iterate) and beside it a worst case over three attacks on the
+-- first 1,024 noise points; Adv. Samples (PGD maximising CE with the true label, same
+-- settings); every out-of-distribution set of the training set that is present. Softmax
+-- outputs and labels of every set go to <run>/eval.h5 (read by recipes/analyze.lua).
+-- Usage: umbra recipes/evaluate.lua CHECKPOINT [--out DIR] [--n_test N] ...
+local umbra = require "umbra"
+local argparse = require "argparse"
+local data = require "umbra.data"
+local noise = require "umbra.noise"
+local attack = require "umbra.attack"
+local runs = require "umbra.runs"
+local core = require "umbra.core"
+
+local parser = argparse("evaluate", "Evaluate a checkpoint on clean, noise, adversarial and out-of-distribution data")
+parser:argument("checkpoint", "an umbra checkpoint (.h5)")
+parser:option("--out", "folder of eval.h5 (default: the checkpoint's folder)")
+parser:option("--dataset", "in-distribution set (default: the checkpoint's configuration)")
+parser:option("--ood", "comma-separated out-of-distribution sets (default: the paper's for the data set)")
+parser:option("--data_dir", "data folder (default $UMBRA_DATA or data/)")
+parser:option("--n_test", "evaluate on the first n test images (and n images of each OOD set)"):convert(math.tointeger)
+parser:flag("--drop_last", "drop the last partial batch of 128, as the authors' loaders (9,984 of 10,000)")
+parser:option("--batch_size", "batch size", "128"):convert(math.tointeger)
+parser:option("--eps", "l-inf radius of every attack", "0.3"):convert(tonumber)
+parser:option("--adv_steps", "PGD iterations of Adv. Noise and Adv. Samples", "80"):convert(math.tointeger)
+parser:option("--adv_step", "PGD step size of Adv. Noise and Adv. Samples", "0.02"):convert(tonumber)
+parser:option("--worst_n", "noise points attacked by the three-attack worst case (0: skip)", "1024"):convert(math.tointeger)
+parser:option("--worst_attacks", "the worst case's attacks as steps:size,...", "80:0.02,200:0.0375,500:0.0006")
+parser:flag("--no_adv_noise", "skip Adv. Noise")
+parser:flag("--no_adv_samples", "skip Adv. Samples")
+parser:option("--top", "most confident OOD images kept per set for the picture grid", "64"):convert(math.tointeger)
+parser:option("--seed", "seed of the evaluation noise and the attacks' random starts", "0"):convert(math.tointeger)
+parser:option("--device", "cpu | cuda", "cpu")
+parser:option("--threads", "CPU threads", "2"):convert(math.tointeger)
+local args = parser:parse(arg)
+umbra.set_num_threads(args.threads)
+
+local function fail(msg) io.stderr:write("evaluate: ", msg, "\n"); os.exit(1) end
+
+local model, info = runs.load_model(args.checkpoint)
+if not model then fail(info) end
+if args.device ~= "cpu" then model:to(args.device) end
+local config = info.config or {}
+local dataset = args.dataset or config.dataset
+if not dataset then fail("the checkpoint does not name its data set; pass --dataset") end
+local out_dir = args.out or args.checkpoint:match("^(.*)/[^/]*$") or "."
+os.execute("mkdir -p '" .. out_dir .. "'")
+
+local OOD = {
+  mnist = {"fashion_mnist", "emnist_letters", "gray_cifar10"},
+  fashion_mnist = {"mnist", "emnist_letters", "gray_cifar10"},
+  svhn = {"cifar10", "cifar100", "lsun_classroom", "imagenet_minus"},
+  cifar10 = {"svhn", "cifar100", "lsun_classroom", "imagenet_minus"},
+  cifar100 = {"svhn", "cifar10", "lsun_classroom", "imagenet_minus"},
+}
+local ood_names = OOD[dataset] or {}
+if args.ood then
+  ood_names = {}
+  for name in args.ood:gmatch("[^,]+") do ood_names[#ood_names + 1] = name end
+end
+
+local test, err = data.load(dataset, {split = "test", dir = args.data_dir, limit = args.n_test})
+if not test then fail(err) end
+local K = test.num_classes
+local C, H, W = test:shape()
+local g = umbra.Generator(args.seed)
+local t_start = umbra.core.clock()
+
+local function progress(name, done, total)
+  io.stderr:write(string.format("\r%-22s %6d/%d  %.0f s", name, done, total, umbra.core.clock() - t_start))
+  if done >= total then io.stderr:write("\n") end
+end
+
+-- Run fn(x, y) -> probs (n, K) over a data set's batches; concatenate on the CPU.
+local function over_batches(name, ds, fn)
+  local parts, labels, done = {}, {}, 0
+  local total = ds:size()
+  if args.drop_last then total = total - total % args.batch_size end
+  for x, y in ds:batches{batch_size = args.batch_size, drop_last = args.drop_last, device = args.device} do
+    local p = fn(x, y)
+    parts[#parts + 1] = p:to("cpu")
+    labels[#labels + 1] = y:to("cpu"):clone()
+    done = done + x:size(1)
+    progress(name, done, total)
+  end
+  return umbra.cat(parts, 1), umbra.cat(labels, 1)
+end
+
+local function probs_of(x)
+  model:evaluate()
+  return model:forward(x):softmax(2)
+end
+
+local results = {tensors = {}, attrs = {}}
+local function store(group, probs, labels, images, image_index)
+  results.tensors[group .. "/probs"] = probs
+  results.tensors[group .. "/labels"] = labels
+  if images then results.tensors[group .. "/images"] = images end
+  if image_index then results.tensors[group .. "/image_index"] = image_index end
+end
+
+local function zeros_like_labels(labels) return umbra.zeros({labels:size(1)}, "int64") end
+
+local function pgd(x, opts)
+  local o = {eps = args.eps, generator = g}
+  for k, v in pairs(opts) do o[k] = v end
+  return (attack.pgd(model, x, o))
+end
+
+-- clean
+local clean_probs, clean_labels = over_batches("clean", test, function(x) return probs_of(x) end)
+local pred = clean_probs:argmax(2)
+local test_error = pred:float():ne(clean_labels:float()):mean()
+store("clean", clean_probs, clean_labels)
+print(string.format("clean: test error %.4f, mean max confidence %.4f on %d images", test_error,
+                    clean_probs:max(2):mean(), clean_labels:size(1)))
+
+-- noise made from the test images (the authors' recipe), kept per batch for the attacks
+local noise_batches = {}
+local noise_probs, noise_labels = over_batches("noise", test, function(x)
+  local z = noise.authors(x, g)
+  noise_batches[#noise_batches + 1] = z
+  return probs_of(z)
+end)
+store("noise", noise_probs, zeros_like_labels(noise_labels))
+
+local function over_noise(name, limit, fn)
+  local parts, done = {}, 0
+  for _, z in ipairs(noise_batches) do
+    if limit and done >= limit then break end
+    if limit and done + z:size(1) > limit then z = z:narrow(1, 1, limit - done):contiguous() end
+    parts[#parts + 1] = fn(z):to("cpu")
+    done = done + z:size(1)
+    progress(name, done, limit or noise_labels:size(1))
+  end
+  local p = umbra.cat(parts, 1)
+  return p, umbra.zeros({p:size(1)}, "int64")
+end
+
+if not args.no_adv_noise then
+  local p, l = over_noise("adv. noise", nil, function(z)
+    return probs_of(pgd(z, {steps = args.adv_steps, step = args.adv_step, objective = "max_conf"}))
+  end)
+  store("noise_adv", p, l)
+  if args.worst_n > 0 then
+    local attacks = {}
+    for steps, size in args.worst_attacks:gmatch("(%d+):([%d.eE+-]+)") do
+      attacks[#attacks + 1] = {steps = math.tointeger(tonumber(steps)), step = tonumber(size)}
+    end
+    if #attacks == 0 then fail("--worst_attacks: expected steps:size,..., got " .. args.worst_attacks) end
+    local wp, wl = over_noise("adv. noise (worst)", math.min(args.worst_n, noise_labels:size(1)), function(z)
+      local best, best_conf
+      for _, a in ipairs(attacks) do
+        local p = probs_of(pgd(z, {steps = a.steps, step = a.step, objective = "max_conf"})):clone()
+        local conf = p:max(2)
+        if not best then
+          best, best_conf = p, conf
+        else
+          -- per point, keep the more confident result
+          local better = conf:gt(best_conf):unsqueeze(2)
+          best = best * (1 - better) + p * better
+          best_conf = best_conf:maximum(conf)
+        end
+      end
+      return best
+    end)
+    store("noise_adv_worst", wp, wl)
+  end
+end
+
+if not args.no_adv_samples then
+  local p, l = over_batches("adv. samples", test, function(x, y)
+    return probs_of(pgd(x, {steps = args.adv_steps, step = args.adv_step, objective = "ce", labels = y}))
+  end)
+  store("adv", p, l)
+end
+
+-- the most confident images of a set, for the picture grid
+local function top_images(ds, probs, k)
+  local conf = probs:max(2):to_table()
+  local idx = {}
+  for i = 1, #conf do idx[i] = i end
+  -- most confident first, earlier rows first on ties (a stable order)
+  table.sort(idx, function(a, b) if conf[a] ~= conf[b] then return conf[a] > conf[b] end return a < b end)
+  local imgs, rows = {}, {}
+  for i = 1, math.min(k, #idx) do imgs[i] = ds:get(idx[i]):unsqueeze(1); rows[i] = idx[i] end
+  return umbra.cat(imgs, 1), umbra.tensor(rows, "int64")
+end
+
+local absent = {}
+for _, name in ipairs(ood_names) do
+  local opts = {split = "test", dir = args.data_dir, limit = args.n_test, size = {H, W}}
+  if name == "lsun_classroom" or name == "imagenet_minus" then opts.split = "train"; opts.limit = args.n_test or 10000 end
+  local ok, ds, derr = pcall(data.load, name, opts)
+  if ok and ds then
+    local c2, h2, w2 = ds:shape()
+    if c2 ~= C or h2 ~= H or w2 ~= W then
+      absent[#absent + 1] = string.format("%s (images are %dx%dx%d, the model takes %dx%dx%d)", name, c2, h2, w2, C, H, W)
+    else
+      local p, l = over_batches("ood " .. name, ds, function(x) return probs_of(x) end)
+      store("ood/" .. name, p, zeros_like_labels(l), top_images(ds, p, args.top))
+      print(string.format("%s: mean max confidence %.4f on %d images", name, p:max(2):mean(), p:size(1)))
+    end
+  else
+    absent[#absent + 1] = name .. " (" .. tostring(ok and derr or ds):gsub("\n.*", "") .. ")"
+  end
+end
+if #absent > 0 then print("out-of-distribution sets absent: " .. table.concat(absent, "; ")) end
+
+results.attrs.model_name = config.exp_name or info.architecture or "model"
+results.attrs.dataset = dataset
+results.attrs.num_classes = K
+results.attrs.test_error = test_error
+results.attrs.checkpoint = args.checkpoint
+results.attrs.eps = args.eps
+results.attrs.adv_steps = args.adv_steps
+results.attrs.adv_step = args.adv_step
+results.attrs.seed = args.seed
+local path = out_dir .. "/eval.h5"
+local ok, serr = core.h5_save(path, results.tensors, results.attrs)
+if not ok then fail(serr) end
+print(string.format("wrote %s (%.0f s)", path, umbra.core.clock() - t_start))

@@ -1,0 +1,185 @@
+-- recipes/train.lua: train Plain, CEDA or ACET with the authors' flags (PAPER.md §2, the
+-- authors' train.py), e.g.
+--   umbra recipes/train.lua --dataset mnist --at_frac 1 --pgd_niter 40 --exp_name acet
+-- Writes runs/<exp_name>/<timestamp>_<hyper-parameters>/ with config.lua, metrics.csv,
+-- TensorBoard events (tb/train, tb/test), checkpoints (checkpoint.h5: the last one, and
+-- checkpoint-<epoch>.h5 every --save_every epochs) and the log. --resume RUN_DIR
+-- continues from the last checkpoint of that run; with the same threads the numbers are
+-- those of an uninterrupted run.
+local umbra = require "umbra"
+local argparse = require "argparse"
+local nn = require "umbra.nn"
+local optim = require "umbra.optim"
+local data = require "umbra.data"
+local train = require "umbra.train"
+local checkpoint = require "umbra.checkpoint"
+local noise = require "umbra.noise"
+local attack = require "umbra.attack"
+local log = require "umbra.log"
+local config_file = require "umbra.config"
+
+local parser = argparse("train", "Train a classifier with Plain, CEDA or ACET (Hein et al., CVPR 2019)")
+parser:option("--dataset", "mnist | fashion_mnist | svhn | cifar10 | cifar100", "mnist")
+parser:option("--model", "lenet | resnet_small (default: lenet for MNIST-like sets, else resnet_small)")
+parser:option("--loss", "noise loss: max_conf | uniform_conf", "max_conf")
+parser:option("--opt", "adam | momentum (default: adam for MNIST-like sets, else momentum)")
+parser:option("--lr", "initial learning rate (default: 1e-3 with adam, 0.1 with momentum)"):convert(tonumber)
+parser:option("--lmbd", "weight decay: lmbd * sum of squared weights", "0.0005"):convert(tonumber)
+parser:option("--n_epochs", "epochs; the learning rate drops x0.1 after 50%, 75%, 90% of the steps", "100"):convert(tonumber)
+parser:option("--batch_size", "clean examples per step", "128"):convert(tonumber)
+parser:option("--at_frac", "noise examples per clean example (0: plain)", "0"):convert(tonumber)
+parser:option("--pgd_niter", "PGD iterations on the noise (0: CEDA, > 0: ACET)", "0"):convert(math.tointeger)
+parser:option("--pgd_eps", "l-inf radius of the ACET ball", "0.3"):convert(tonumber)
+parser:option("--frac_perm", "fraction of permuted-image noise (the rest is uniform)", "0.5"):convert(tonumber)
+parser:option("--exp_name", "experiment name: runs/<exp_name>/", "default")
+parser:option("--seed", "seed of initialisation, data order, augmentation and noise", "1"):convert(math.tointeger)
+parser:option("--device", "cpu | cuda", "cpu")
+parser:option("--resume", "continue the run in this folder from its last checkpoint")
+parser:option("--data_dir", "data folder (default $UMBRA_DATA or data/)")
+parser:option("--threads", "CPU threads", "2"):convert(math.tointeger)
+parser:option("--max_steps", "stop after this many optimiser steps (smoke runs)"):convert(math.tointeger)
+parser:option("--n_train", "use only the first n training images"):convert(math.tointeger)
+parser:option("--n_test", "evaluate on the first n test images"):convert(math.tointeger)
+parser:option("--save_every", "checkpoint every n epochs (and at the end)", "10"):convert(math.tointeger)
+parser:option("--stop_epoch", "stop (with a checkpoint) after this epoch, to be resumed later"):convert(math.tointeger)
+parser:option("--runs_dir", "where run folders go", "runs")
+local args = parser:parse(arg)
+
+-- resuming: the run's own configuration wins over the command line, except what may change
+local run_dir
+if args.resume then
+  run_dir = args.resume
+  local saved, cerr = config_file.read(run_dir .. "/config.lua")
+  if not saved then io.stderr:write("train: --resume ", cerr, "\n"); os.exit(1) end
+  local keep = {resume = true, threads = true, device = true, data_dir = true, max_steps = true, stop_epoch = true}
+  for k, v in pairs(saved) do if not keep[k] then args[k] = v end end
+end
+
+local mnist_like = {mnist = true, fashion_mnist = true}
+if not (mnist_like[args.dataset] or args.dataset == "svhn" or args.dataset == "cifar10" or args.dataset == "cifar100") then
+  parser:error("--dataset must be mnist, fashion_mnist, svhn, cifar10 or cifar100, got " .. args.dataset)
+end
+args.model = args.model or (mnist_like[args.dataset] and "lenet" or "resnet_small")
+args.opt = args.opt or (mnist_like[args.dataset] and "adam" or "momentum")
+args.lr = args.lr or (args.opt == "adam" and 1e-3 or 0.1)
+if args.opt ~= "adam" and args.opt ~= "momentum" then parser:error("--opt must be adam or momentum") end
+if args.loss ~= "max_conf" and args.loss ~= "uniform_conf" then parser:error("--loss must be max_conf or uniform_conf") end
+if args.model ~= "lenet" and args.model ~= "resnet_small" then parser:error("--model must be lenet or resnet_small") end
+umbra.set_num_threads(args.threads)
+
+local function fail(msg) io.stderr:write("train: ", msg, "\n"); os.exit(1) end
+
+local train_set = data.load(args.dataset, {split = "train", dir = args.data_dir, limit = args.n_train})
+local test_set, err = data.load(args.dataset, {split = "test", dir = args.data_dir, limit = args.n_test})
+if not train_set or not test_set then fail(err or "cannot load the training set") end
+
+-- the run folder, as the authors' (timestamp and hyper-parameter string), without spaces
+if not run_dir then
+  local hps = string.format("dataset=%s_model=%s_p_norm=inf_lmbd=%g_at_frac=%.1f_pgd_eps=%g_pgd_niter=%d_frac_perm=%g_loss=%s",
+                            args.dataset, args.model, args.lmbd, args.at_frac, args.pgd_eps, args.pgd_niter,
+                            args.frac_perm, args.loss)
+  run_dir = string.format("%s/%s/%s_%s", args.runs_dir, args.exp_name, os.date("%Y-%m-%d_%H-%M-%S"), hps)
+end
+
+local g = umbra.Generator(args.seed)
+local model = require("models." .. args.model){num_classes = train_set.num_classes, generator = g}
+if args.device ~= "cpu" then model:to(args.device) end
+-- weight decay as the authors: every parameter whose name contains weight/fc/conv, i.e.
+-- for ResNetSmall the conv kernels and the dense layer (not batch norm), for LeNet all
+local decay = model:parameters(function(path) return not path:find("bn") end)
+local params = model:parameters()
+local opt = args.opt == "adam" and optim.Adam(params, {lr = args.lr}) or optim.SGD(params, {lr = args.lr, momentum = 0.9})
+
+local steps_per_epoch = train_set:size() // args.batch_size
+if steps_per_epoch < 1 then fail("the training set is smaller than one batch") end
+local total_steps = steps_per_epoch * args.n_epochs
+local schedule, boundaries = optim.paper_schedule(args.lr, total_steps)
+
+local start_epoch, step = 1, 0
+if args.resume then
+  local info, lerr = checkpoint.load(run_dir .. "/checkpoint.h5", {model = model, optim = opt, generator = g})
+  if not info then fail(lerr) end
+  start_epoch, step = info.epoch + 1, info.step
+end
+
+local config = {}
+for k, v in pairs(args) do config[k] = v end
+config.architecture, config.num_classes, config.steps_per_epoch = args.model, train_set.num_classes, steps_per_epoch
+local columns = {"epoch", "train_err", "train_loss_clean", "train_loss_noise", "train_loss_total", "train_reg",
+                 "train_conf_clean", "train_conf_noise", "test_err", "test_loss_clean", "test_conf_clean",
+                 "test_conf_noise", "lr", "seconds"}
+local run <close> = log.open(run_dir, {columns = columns, append = args.resume ~= nil})
+if not args.resume then config_file.write(run_dir .. "/config.lua", config) end
+run:print("%s %s: %s, %d training / %d test images, %d steps per epoch, lr boundaries %s",
+          args.resume and "resuming" or "run", run_dir, tostring(train_set), train_set:size(), test_set:size(),
+          steps_per_epoch, table.concat(boundaries, "/"))
+
+local proc = train.Procedure(model, opt, {
+  at_frac = args.at_frac, pgd_niter = args.pgd_niter, pgd_eps = args.pgd_eps, loss = args.loss,
+  lmbd = args.lmbd, decay_params = decay, generator = g,
+  noise_schedule = noise.schedule.authors{frac_perm = args.frac_perm},
+})
+proc.step_count = step
+
+-- clean test error, loss and confidence, plus the confidence on noise made from test images
+local function evaluate_test()
+  model:evaluate()
+  local ce = nn.CrossEntropy{reduction = "sum"}
+  local n, wrong, loss, conf, conf_noise = 0, 0, 0, 0, 0
+  local g_eval = umbra.Generator(args.seed + 12345)   -- the same noise at every epoch
+  for x, y in test_set:batches{batch_size = 500} do
+    local logits = model:forward(x)
+    loss = loss + ce:forward(logits, y)
+    wrong = wrong + logits:argmax(2):float():ne(y:float()):sum()
+    conf = conf + logits:softmax(2):max(2):sum()
+    local z = noise.authors(x, g_eval, {frac_perm = args.frac_perm})
+    conf_noise = conf_noise + model:forward(z):softmax(2):max(2):sum()
+    n = n + x:size(1)
+  end
+  model:train()
+  return wrong / n, loss / n, conf / n, conf_noise / n
+end
+
+local stop = false
+for epoch = start_epoch, args.n_epochs do
+  if stop then break end
+  run:start_epoch()
+  local t0 = umbra.core.clock()
+  local sums, count = {err = 0, loss_clean = 0, loss_out = 0, loss = 0, reg = 0, conf_clean = 0, conf_noise = 0}, 0
+  local done = 0
+  for x, y in train_set:batches{batch_size = args.batch_size, shuffle = true, generator = g, drop_last = true,
+                                augment = true} do
+    opt.lr = schedule(step)
+    local s = proc:step(x, y, epoch)
+    step = step + 1
+    if s.loss ~= s.loss or s.loss == math.huge or s.loss == -math.huge then
+      run:print("stopping: the loss is %s at step %d (epoch %d); the last good checkpoint is kept", tostring(s.loss), step, epoch)
+      os.exit(2)
+    end
+    for k in pairs(sums) do sums[k] = sums[k] + (s[k] or 0) end
+    count = count + 1
+    done = done + 1
+    run:progress(done, steps_per_epoch, string.format("loss %.4f err %.3f", s.loss, s.err), 50)
+    if args.max_steps and step >= args.max_steps then stop = true; break end
+  end
+  local test_err, test_loss, test_conf, test_conf_noise = evaluate_test()
+  local seconds = umbra.core.clock() - t0
+  local row = {epoch = epoch, train_err = sums.err / count, train_loss_clean = sums.loss_clean / count,
+               train_loss_noise = sums.loss_out / count, train_loss_total = sums.loss / count,
+               train_reg = sums.reg / count, train_conf_clean = sums.conf_clean / count,
+               train_conf_noise = args.at_frac > 0 and sums.conf_noise / count or nil,
+               test_err = test_err, test_loss_clean = test_loss, test_conf_clean = test_conf,
+               test_conf_noise = test_conf_noise, lr = opt.lr, seconds = seconds}
+  run:metrics(row, epoch)
+  run:print("Epoch %d training is done, %.1f sec: train err %.4f, loss %.4f; test err %.4f, conf clean %.3f, conf noise %.3f",
+            epoch, seconds, row.train_err, row.train_loss_total, test_err, test_conf, test_conf_noise)
+  if args.stop_epoch and epoch >= args.stop_epoch then stop = true end
+  local last = epoch == args.n_epochs or stop
+  if epoch % args.save_every == 0 or last then
+    local state = {model = model, optim = opt, generator = g, epoch = epoch, step = step, config = config}
+    local ok, serr = checkpoint.save(run_dir .. "/checkpoint.h5", state)
+    if not ok then fail(serr) end
+    if epoch % args.save_every == 0 then assert(checkpoint.save(string.format("%s/checkpoint-%d.h5", run_dir, epoch), state)) end
+  end
+end
+run:print("Worker done: %s", run_dir)

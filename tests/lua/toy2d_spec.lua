@@ -1,0 +1,40 @@
+-- A short run of recipes/toy2d.lua: Plain, CEDA and ACET on two moons. CEDA and ACET must
+-- be less confident than Plain far from the data in [0,1]^2 and on adversarial noise, and
+-- all three fit the training data. (In two dimensions the notebook's dense noise already
+-- covers every small ball, so ACET and CEDA are close there and their order changes with
+-- the seed; tests/lua/acet_spec.lua checks ACET against CEDA in 100 dimensions.)
+local build = os.getenv("UMBRA_BUILD") or "build"
+
+describe("toy2d recipe", function()
+  it("trains Plain, CEDA and ACET: low confidence away from the data for CEDA and ACET only", function()
+    local out = os.tmpname()
+    os.remove(out)
+    local cmd = string.format("%s/umbra recipes/toy2d.lua --steps 500 --n 1000 --seed 1 --no-plots --quiet --out %s 2>&1",
+                              build, out)
+    local p = io.popen(cmd)
+    local text = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, text)
+    local f = assert(io.open(out .. "/results.csv"), text)
+    local header = f:read("l")
+    assert.are.equal("model,train_acc,mmc_train,mmc_uniform,mmc_far,mmc_ring,mmc_alpha10,mmc_alpha100,mmc_alpha1000,mmc_adv_noise", header)
+    local r = {}
+    for line in f:lines() do
+      local cells = {}
+      for c in line:gmatch("[^,]+") do cells[#cells + 1] = c end
+      r[cells[1]] = {acc = tonumber(cells[2]), far = tonumber(cells[5]), alpha1000 = tonumber(cells[9]),
+                     adv = tonumber(cells[10])}
+    end
+    f:close()
+    os.execute("rm -rf " .. out)
+    for _, m in ipairs{"Plain", "CEDA", "ACET"} do
+      assert.is_true(r[m].acc >= 0.97, m .. " training accuracy " .. r[m].acc)
+    end
+    assert.is_true(r.CEDA.far < r.Plain.far - 0.1, text)
+    assert.is_true(r.ACET.far < r.Plain.far - 0.1, text)
+    assert.is_true(r.CEDA.adv < r.Plain.adv - 0.2, text)
+    assert.is_true(r.ACET.adv < r.Plain.adv - 0.2, text)
+    -- Theorem 3.1: far out along rays the ReLU net is overconfident whatever the training
+    assert.is_true(r.Plain.alpha1000 > 0.95, text)
+  end)
+end)

@@ -46,6 +46,17 @@ void um_cpu_for_rows(const um_tensor *o, const um_tensor *a, const um_tensor *b,
     int last = w.nd - 1;
     int64_t n = w.size[last], rows = 1;
     for (int i = 0; i < last; i++) rows *= w.size[i];
+    if (rows == 1 && n > 65536) {
+        /* one long row (contiguous operands): cut it into chunks so threads share it */
+        int64_t chunk = 16384, nchunks = (n + chunk - 1) / chunk;
+        #pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < nchunks; c++) {
+            int64_t at = c * chunk, len = at + chunk <= n ? chunk : n - at;
+            fn(ctx, base[0] + at * w.st[0][last], w.st[0][last], base[1] ? base[1] + at * w.st[1][last] : NULL,
+               w.st[1][last], base[2] ? base[2] + at * w.st[2][last] : NULL, w.st[2][last], len);
+        }
+        return;
+    }
     #pragma omp parallel for if (rows * n > 32768 && rows > 1) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t rem = r, off[3] = {0, 0, 0};

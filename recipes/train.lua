@@ -150,12 +150,16 @@ for epoch = start_epoch, args.n_epochs do
   for x, y in train_set:batches{batch_size = args.batch_size, shuffle = true, generator = g, drop_last = true,
                                 augment = true} do
     opt.lr = schedule(step)
-    local s = proc:step(x, y, epoch)
+    local ok, s = pcall(proc.step, proc, x, y, epoch)
     step = step + 1
-    if s.loss ~= s.loss or s.loss == math.huge or s.loss == -math.huge then
-      run:print("stopping: the loss is %s at step %d (epoch %d); the last good checkpoint is kept", tostring(s.loss), step, epoch)
+    -- the core refuses NaN logits with an error; a finite step can still report inf or NaN
+    local bad = not ok and tostring(s):match("NaN") and "NaN" or (ok and (s.loss ~= s.loss or math.abs(s.loss) == math.huge) and tostring(s.loss))
+    if bad then
+      run:print("stopping: the loss is %s at step %d (epoch %d); the last good checkpoint is kept", bad, step, epoch)
+      run:close()
       os.exit(2)
     end
+    if not ok then error(s, 0) end
     for k in pairs(sums) do sums[k] = sums[k] + (s[k] or 0) end
     count = count + 1
     done = done + 1

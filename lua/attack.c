@@ -57,13 +57,19 @@ static int l_pgd(lua_State *L) {
     um_tensor **shifted = um_lua_push_tensor_slot(L);   /* 0-based labels, freed with the box */
     if (labels) {
         if (labels->dtype != UM_INT64) return luaL_error(L, "pgd: labels must be an int64 tensor of classes 1..K");
-        if (um_to_backend(shifted, labels, um_backend_of(labels))) return um_lua_raise(L, "pgd");
-        int64_t *p = um_i64(*shifted), n = um_numel(*shifted);
         if (!um_backend_of(labels)->is_host) return luaL_error(L, "pgd: labels must be on the CPU");
+        if (um_to_backend(shifted, labels, NULL)) return um_lua_raise(L, "pgd");
+        int64_t *p = um_i64(*shifted), n = um_numel(*shifted);
         for (int64_t i = 0; i < n; i++) p[i] -= 1;
     }
-    if (um_pgd(m, x, labels ? *shifted : NULL, &cfg, g, adv, obj)) return um_lua_raise(L, "pgd");
-    lua_pop(L, 1);
+    um_tensor **dev = um_lua_push_tensor_slot(L);   /* the labels on x's device, if it is one */
+    um_tensor *lab = labels ? *shifted : NULL;
+    if (lab && um_backend_of(lab) != um_backend_of(x)) {
+        if (um_to_backend(dev, lab, um_backend_of(x))) return um_lua_raise(L, "pgd");
+        lab = *dev;
+    }
+    if (um_pgd(m, x, lab, &cfg, g, adv, obj)) return um_lua_raise(L, "pgd");
+    lua_pop(L, 2);
     return 2;
 }
 

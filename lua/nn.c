@@ -355,6 +355,11 @@ static um_tensor *core_target(lua_State *L, int i, um_loss_kind kind, const um_t
                        (int)(j + 1), (int)k);
         v[j] -= 1;
     }
+    if (um_backend_of(z) != um_backend_of(*slot)) {   /* logits on a device: labels follow */
+        um_tensor **dev = um_lua_push_tensor_slot(L);
+        if (um_to_backend(dev, *slot, um_backend_of(z))) um_lua_raise(L, um_loss_name(kind));
+        return *dev;
+    }
     return *slot;
 }
 

@@ -1,7 +1,8 @@
 /* CPU 2-D convolution: im2col per image, then one OpenBLAS sgemm per image, with OpenMP
  * over the images of the batch (each thread owns a column buffer and a private weight-
- * gradient accumulator, summed at the end). Per image the column matrix stays in L2;
- * a whole-batch column matrix would not, and measured slower. Padding cells read as 0. */
+ * gradient accumulator, summed in a fixed order). Per image the column matrix stays in
+ * L2. Against a serial loop of 2-thread sgemms it measured equal forward and faster
+ * input gradients; batches smaller than the thread count use the threaded sgemm. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>

@@ -92,7 +92,7 @@ function Procedure:step(x, y, epoch)
     grad = umbra.cat({go, gc}, 1)
   end
   model:zero_grad()
-  model:backward(input, grad)
+  model:backward(input, grad, {input_grad = false})   -- the input gradient is not needed
   local reg = 0
   if s.lmbd > 0 then reg = optim.weight_decay(self.decay_params, s.lmbd) end
   self.optimiser:step()

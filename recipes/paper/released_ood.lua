@@ -27,7 +27,7 @@ print("|---|---:|---:|---:|")
 for _, name in ipairs{"svhn_plain", "svhn_ceda", "svhn_acet", "cifar100_plain", "cifar100_ceda", "cifar100_acet"} do
   local p = io.popen("ls '" .. args.models .. "/" .. name .. "/'*.index")
   local index = p:read("l"); p:close()
-  local model = assert(tf_import.resnet_small(index:gsub("%.index$", "")))
+  local model = assert(tf_import.resnet_small((index:gsub("%.index$", ""))))
   model:evaluate()
   local sum, count = 0, 0
   for x in cifar:batches{batch_size = 250} do sum = sum + mmc(model, x) * x:size(1); count = count + x:size(1) end

@@ -314,12 +314,24 @@ function analysis.draw(res, ev, dir, keep)
       local rows = evalfile.image_rows(set, conf)
       local pred = set.probs:argmax(2):to_table()
       local titles = {}
-      for i, r in ipairs(rows) do titles[i] = string.format("class %d: %.1f%%", pred[r], 100 * conf[r]) end
+      local names = analysis.class_names[res.dataset]
+      for i, r in ipairs(rows) do
+        local c = names and names[pred[r]] or ("class " .. pred[r])
+        titles[i] = string.format("%s: %.1f%%", c, 100 * conf[r])
+      end
       local path = dir .. "/top_" .. o .. ".png"
       keep(path, plot.image_grid{path = path, images = set.images:narrow(1, 1, #rows), titles = titles, columns = 8,
                                  title = string.format("%s: most confident %s images", res.name, label[o])})
     end
   end
 end
+
+--- Class names by data set, indexed by the 1-based label (MNIST's label 1 is the digit 0).
+analysis.class_names = {
+  mnist = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+  svhn = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+  fashion_mnist = {"T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"},
+  cifar10 = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"},
+}
 
 return analysis

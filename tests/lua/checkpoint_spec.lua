@@ -5,25 +5,9 @@
 local umbra = require "umbra"
 local nn, optim, checkpoint = umbra.nn, umbra.optim, umbra.checkpoint
 local core = umbra.core
+local helpers = dofile("tests/lua/helpers.lua")
+local quote, run, tmpdir, settle = helpers.quote, helpers.run, helpers.tmpdir, helpers.settle
 
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function run(cmd)
-   local p = io.popen(cmd .. " 2>&1")
-   local out = p:read("a")
-   local _, _, rc = p:close()
-   return out, rc
-end
-local function tmpdir()
-   local p = io.popen("mktemp -d /tmp/um_ckpt_spec_XXXXXX")
-   local d = p:read("l")
-   p:close()
-   return d
-end
-local function settle()
-   collectgarbage("collect")
-   collectgarbage("collect")
-   return core.live_bytes()
-end
 local function same(a, b)
    if a:dtype() ~= b:dtype() then return false end
    local sa, sb = a:size(), b:size()
@@ -48,7 +32,7 @@ local function trained(seed, classes)
    return m, opt, g
 end
 
-local dir = tmpdir()
+local dir = tmpdir("ckpt_spec")
 local path = dir .. "/ck.h5"
 
 describe("umbra.checkpoint", function()

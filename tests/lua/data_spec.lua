@@ -6,31 +6,15 @@
 local umbra = require "umbra"
 local data = require "umbra.data"
 local core = umbra.core
+local helpers = dofile("tests/lua/helpers.lua")
+local quote, run, tmpdir, settle = helpers.quote, helpers.run, helpers.tmpdir, helpers.settle
 
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function run(cmd)
-   local p = io.popen(cmd .. " 2>&1")
-   local out = p:read("a")
-   local _, _, rc = p:close()
-   return out, rc
-end
-local function tmpdir()
-   local p = io.popen("mktemp -d /tmp/um_data_spec_XXXXXX")
-   local d = p:read("l")
-   p:close()
-   return d
-end
 local function write(path, s, gz)
    os.execute("mkdir -p " .. quote(path:match("(.*)/")))
    local f = assert(io.open(gz and path .. ".raw" or path, "wb"))
    f:write(s)
    f:close()
    if gz then assert(os.execute("gzip -c " .. quote(path .. ".raw") .. " > " .. quote(path) .. " && rm " .. quote(path .. ".raw"))) end
-end
-local function settle()
-   collectgarbage("collect")
-   collectgarbage("collect")
-   return core.live_bytes()
 end
 
 -- IDX pair: n images side x side, pixel k of image i = (i * 7 + k) % 256, label (i % 3) + lmin
@@ -90,7 +74,7 @@ local function svhn_file(path, n)
 end
 
 describe("umbra.data.load on fixtures", function()
-   local root = tmpdir()
+   local root = tmpdir("data_spec")
    idx_pair(root .. "/mnist/train", 10, 28, 0)
    idx_pair(root .. "/mnist/t10k", 4, 28, 0)
    idx_pair(root .. "/emnist/emnist-letters-test", 5, 4, 1)
@@ -188,7 +172,7 @@ describe("umbra.data.load on fixtures", function()
    end)
 
    it("refuses truncated and wrong files with the reason, leaking nothing", function()
-      local bad = tmpdir()
+      local bad = tmpdir("data_spec")
       local before = settle()
       idx_pair(bad .. "/mnist/train", 10, 28, 0)
       local gz = quote(bad .. "/mnist/train-images-idx3-ubyte.gz")
@@ -223,7 +207,7 @@ end)
 
 describe("scripts/fetch-data", function()
    it("refuses a corrupted file from a local folder and writes nothing for it", function()
-      local from, dest = tmpdir(), tmpdir()
+      local from, dest = tmpdir("data_spec"), tmpdir("data_spec")
       write(from .. "/mnist/t10k-labels-idx1-ubyte.gz", "not the labels", true)
       local out, rc = run("scripts/fetch-data mnist --from " .. quote(from) .. " --dest " .. quote(dest))
       assert.are.equal(1, rc)
@@ -243,7 +227,7 @@ describe("scripts/fetch-data", function()
       return
    end
    it("copies and verifies MNIST from a local mirror", function()
-      local dest = tmpdir()
+      local dest = tmpdir("data_spec")
       local out, rc = run("scripts/fetch-data mnist --from " .. quote(shared) .. " --dest " .. quote(dest))
       assert.are.equal(0, rc, out)
       assert.is_truthy(out:find("mnist/t10k-images-idx3-ubyte: content SHA-256 verified", 1, true), out)

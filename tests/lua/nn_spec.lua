@@ -4,6 +4,8 @@
 local umbra = require "umbra"
 local nn = umbra.nn
 local core = umbra.core
+local helpers = dofile("tests/lua/helpers.lua")
+local settle = helpers.settle
 
 local function close(expected, got, tol)
    tol = tol or 1e-5
@@ -23,11 +25,6 @@ local function shape(t)
    return s
 end
 
-local function settle()
-   collectgarbage("collect")
-   collectgarbage("collect")
-   return core.live_bytes()
-end
 
 describe("nn layers", function()
    local g = umbra.Generator(1)

@@ -1,8 +1,11 @@
-/* CPU 2-D convolution: im2col per image, then one OpenBLAS sgemm per image, with OpenMP
+/* CPU 2-D convolution: im2col per image, then OpenBLAS sgemms per image, with OpenMP
  * over the images of the batch (each thread owns a column buffer and a private weight-
  * gradient accumulator, summed in a fixed order). Per image the column matrix stays in
- * L2. Against a serial loop of 2-thread sgemms it measured equal forward and faster
- * input gradients; batches smaller than the thread count use the threaded sgemm. */
+ * L2; chunks of images as one wider sgemm measured no faster. Against a serial loop of
+ * 2-thread sgemms it measured equal forward and faster input gradients; batches smaller
+ * than the thread count use the threaded sgemm. Each product is laid out the way
+ * OpenBLAS runs fastest for thin convolutions (see gemm_cols, the transposed weight
+ * gradient, and the input gradient as a convolution). */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -28,14 +31,71 @@ static int is_pointwise(const um_window2d *g) {
            g->pad_left == 0 && g->oh == g->h && g->ow == g->w;
 }
 
-/* Per thread: a column buffer (K x P), a weight-gradient partial (c_out x K) and a
- * bias-gradient partial (c_out). */
-static int64_t per_thread(const um_window2d *g) {
-    return col_rows(g) * col_cols(g) + g->c_out * col_rows(g) + g->c_out;
+/* The input gradient of a stride-1 convolution is itself a convolution: of gy, padded
+ * by (kernel - 1 - padding) on each side, with the kernel flipped in space and its two
+ * channel axes swapped. Computed that way, im2col of gy (long copies) and an sgemm write
+ * gx directly, instead of an sgemm into a column matrix and col2im's read-add-write
+ * passes over gx, one per kernel tap (20% of ResNetSmall's input-gradient time). It
+ * moves c_out/c times the column data and its sgemm has c rows: with c_out = 2c
+ * (LeNet conv2) it measured 35% slower, so it is used while c_out <= c. */
+static int transposed_input_grad(const um_window2d *g) {
+    const int64_t pad_bottom = (g->oh - 1) + g->kh - g->h - g->pad_top;
+    const int64_t pad_right = (g->ow - 1) + g->kw - g->w - g->pad_left;
+    return g->sh == 1 && g->sw == 1 && g->c_out <= g->c && g->pad_top < g->kh &&
+           g->pad_left < g->kw && pad_bottom < g->kh && pad_right < g->kw;
 }
 
+/* The window of that convolution: input gy (c_out, oh, ow), output gx (c, h, w). */
+static um_window2d transposed_window(const um_window2d *g) {
+    um_window2d t = *g;
+    t.c = g->c_out; t.c_out = g->c;
+    t.h = g->oh; t.w = g->ow; t.oh = g->h; t.ow = g->w;
+    t.pad_top = g->kh - 1 - g->pad_top; t.pad_left = g->kw - 1 - g->pad_left;
+    return t;
+}
+
+/* Per thread: a column buffer (K x P, or gy's column matrix when larger), a weight-
+ * gradient partial (K x c_out, transposed) and a bias-gradient partial (c_out). */
+static int64_t per_thread(const um_window2d *g) {
+    int64_t col = col_rows(g) * col_cols(g);
+    if (transposed_input_grad(g)) {
+        um_window2d t = transposed_window(g);
+        if (col_rows(&t) * col_cols(&t) > col) col = col_rows(&t) * col_cols(&t);
+    }
+    return col + g->c_out * col_rows(g) + g->c_out;
+}
+
+/* The per-thread blocks, then the flipped kernel (c x c_out*kh*kw) when it is used. */
 int64_t um_cpu_conv2d_workspace(const um_window2d *g) {
-    return (int64_t)omp_get_max_threads() * per_thread(g);
+    int64_t flipped = transposed_input_grad(g) ? g->c * g->c_out * g->kh * g->kw : 0;
+    return (int64_t)omp_get_max_threads() * per_thread(g) + flipped;
+}
+
+/* wf[c][o][kh-1-i][kw-1-j] = w[o][c][i][j] */
+static void flip_kernel(const um_window2d *g, const float *w, float *wf) {
+    const int64_t taps = g->kh * g->kw;
+    for (int64_t o = 0; o < g->c_out; o++)
+        for (int64_t c = 0; c < g->c; c++)
+            for (int64_t t = 0; t < taps; t++)
+                wf[(c * g->c_out + o) * taps + (taps - 1 - t)] = w[(o * g->c + c) * taps + t];
+}
+
+/* y (m x n, ldc) = op(a) (m x k) * b (k x n, ldb), op = transpose when ta. With a
+ * thin side (a convolution's 16 output channels, or a 16-long inner dimension) OpenBLAS's
+ * packed sgemm spends about as long copying b as multiplying (16 x 1024 x 144: 81
+ * GFLOP/s); on 64-column blocks its small-matrix kernels need no packing and run at
+ * 190-245 GFLOP/s (AVX-512, 1 thread). Wider problems keep one call. */
+#define GEMM_THIN 32
+#define GEMM_BLOCK 64
+
+static void gemm_cols(int ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                      const float *b, int64_t ldb, float *y, int64_t ldc) {
+    int64_t nb = (m <= GEMM_THIN || k <= GEMM_THIN) ? GEMM_BLOCK : n;
+    for (int64_t j = 0; j < n; j += nb) {
+        int64_t w = n - j < nb ? n - j : nb;
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)m, (int)w, (int)k,
+                    1.0f, a, (int)lda, b + j, (int)ldb, 0.0f, y + j, (int)ldc);
+    }
 }
 
 /* Range of output columns ox whose input column ox*sw - pad + kj lies inside [0, w). */
@@ -202,8 +262,7 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
             im2col(g, xi, buf);
             col = buf;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)P, (int)K, 1.0f,
-                    wp, (int)K, col, (int)P, 0.0f, yi, (int)P);
+        gemm_cols(0, O, P, K, wp, K, col, P, yi, P);
         if (bp)
             for (int64_t o = 0; o < O; o++) {
                 float b = bp[o], *row = yi + o * P;
@@ -223,11 +282,15 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     float *gxp = gx ? um_f32(gx) : NULL, *wk = um_f32(work);
     const int pointwise = is_pointwise(g);
     int nt = image_threads(g->n);
+    const int transposed = gxp && transposed_input_grad(g);
+    const um_window2d tg = transposed_window(g);
+    float *wf = wk + (int64_t)omp_get_max_threads() * T;
+    if (transposed) flip_kernel(g, wp, wf);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel num_threads(nt)
     {
         float *buf = wk + (int64_t)omp_get_thread_num() * T;
-        float *gw_part = buf + K * P, *gb_part = gw_part + O * K;
+        float *gw_part = buf + T - O * K - O, *gb_part = gw_part + O * K;
         if (gweight) memset(gw_part, 0, (size_t)(O * K) * sizeof(float));
         if (gbias) memset(gb_part, 0, (size_t)O * sizeof(float));
 #pragma omp for schedule(static)
@@ -236,8 +299,10 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
             if (gweight) {
                 const float *xi = xp + i * g->c * g->h * g->w, *col = xi;
                 if (!pointwise) { im2col(g, xi, buf); col = buf; }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)O, (int)K, (int)P, 1.0f,
-                            gyi, (int)P, col, (int)P, 1.0f, gw_part, (int)K);
+                /* transposed, gw_part (K x O) += col gy^T: 146 GFLOP/s where gy col^T ran
+                 * at 54 with 16 output channels */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, (int)O, (int)P, 1.0f,
+                            col, (int)P, gyi, (int)P, 1.0f, gw_part, (int)O);
             }
             if (gbias)
                 for (int64_t o = 0; o < O; o++) {
@@ -247,11 +312,15 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
                     for (int64_t p = 0; p < P; p++) s += row[p];
                     gb_part[o] += s;
                 }
-            if (gxp) {
+            if (transposed) {
+                float *gxi = gxp + i * g->c * g->h * g->w;
+                const int64_t K2 = col_rows(&tg), P2 = col_cols(&tg);
+                im2col(&tg, gyi, buf);
+                gemm_cols(0, g->c, P2, K2, wf, K2, buf, P2, gxi, P2);
+            } else if (gxp) {
                 float *gxi = gxp + i * g->c * g->h * g->w;
                 float *gcol = pointwise ? gxi : buf;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)P, (int)O, 1.0f,
-                            wp, (int)K, gyi, (int)P, 0.0f, gcol, (int)P);
+                gemm_cols(1, K, P, O, wp, K, gyi, P, gcol, P);
                 if (!pointwise) col2im(g, gcol, gxi);
             }
         }
@@ -259,10 +328,11 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     if (nt > 1) um_cpu_blas_serial_end(saved);
     /* Sum the per-thread partials in a fixed order, so results do not depend on timing. */
     for (int t = 0; t < nt; t++) {
-        const float *gw_part = wk + (int64_t)t * T + K * P, *gb_part = gw_part + O * K;
+        const float *gw_part = wk + (int64_t)t * T + T - O * K - O, *gb_part = gw_part + O * K;
         if (gweight) {
             float *gw = um_f32(gweight);
-            for (int64_t j = 0; j < O * K; j++) gw[j] += gw_part[j];
+            for (int64_t o = 0; o < O; o++)
+                for (int64_t k = 0; k < K; k++) gw[o * K + k] += gw_part[k * O + o];
         }
         if (gbias) {
             float *gb = um_f32(gbias);

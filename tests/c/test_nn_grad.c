@@ -86,6 +86,20 @@ START_TEST(grad_conv_explicit_valid) {
 }
 END_TEST
 
+START_TEST(grad_conv_stride1_input_grad_as_conv) {
+    /* Stride 1 with c_out <= c_in: the CPU backend computes the input gradient as a
+     * convolution of gy with the flipped kernel; symmetric, asymmetric (even kernel,
+     * `same`), explicit uneven and `valid` padding, and a rectangular kernel. */
+    check_conv((um_conv2d_config){.c_in = 3, .c_out = 3, .kh = 3, .kw = 3, .padding = UM_PAD_SAME}, 2, 5, 6);
+    check_conv((um_conv2d_config){.c_in = 3, .c_out = 2, .kh = 4, .kw = 4, .padding = UM_PAD_SAME, .bias = 1},
+               2, 6, 5);
+    check_conv((um_conv2d_config){.c_in = 2, .c_out = 2, .kh = 3, .kw = 2, .padding = UM_PAD_EXPLICIT,
+                                  .pad = {2, 0, 1, 1}}, 2, 4, 5);
+    check_conv((um_conv2d_config){.c_in = 4, .c_out = 3, .kh = 2, .kw = 3, .padding = UM_PAD_VALID, .bias = 1},
+               3, 5, 5);
+}
+END_TEST
+
 START_TEST(grad_conv_batch_not_multiple_of_threads) {
     /* 1 and 3 images: the small-batch path and an uneven split over threads */
     um_conv2d_config cfg = {.c_in = 2, .c_out = 2, .kh = 3, .kw = 3, .padding = UM_PAD_SAME, .bias = 1};
@@ -270,6 +284,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, grad_conv_same);
     tcase_add_test(tc, grad_conv_same_stride2);
     tcase_add_test(tc, grad_conv_explicit_valid);
+    tcase_add_test(tc, grad_conv_stride1_input_grad_as_conv);
     tcase_add_test(tc, grad_conv_batch_not_multiple_of_threads);
     tcase_add_test(tc, grad_maxpool);
     tcase_add_test(tc, grad_avgpool);

@@ -7,6 +7,7 @@
  * OpenBLAS runs fastest for thin convolutions (see gemm_cols, the transposed weight
  * gradient, and the input gradient as a convolution). */
 #include <cblas.h>
+#include <ctype.h>
 #include <omp.h>
 #include <string.h>
 #include "error.h"
@@ -88,9 +89,24 @@ static void flip_kernel(const um_window2d *g, const float *w, float *wf) {
 #define GEMM_THIN 32
 #define GEMM_BLOCK 64
 
-static void gemm_cols(int ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+/* The small-matrix kernels exist for OpenBLAS's AVX-512 cores; with others (Haswell,
+ * forced by OPENBLAS_CORETYPE on this workplace's test machines) blocking measured 3%
+ * slower, so it is used only there. */
+static int has_small_kernels(void) {
+    static int known = -1;
+    if (known < 0) {
+        const char *name = openblas_get_corename();
+        char lower[64] = {0};
+        for (size_t i = 0; name && name[i] && i + 1 < sizeof lower; i++) lower[i] = (char)tolower((unsigned char)name[i]);
+        known = strstr(lower, "skylakex") || strstr(lower, "cooperlake") || strstr(lower, "sapphirerapids");
+    }
+    return known;
+}
+
+/* blocks: has_small_kernels(), asked once before the parallel region */
+static void gemm_cols(int blocks, int ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                       const float *b, int64_t ldb, float *y, int64_t ldc) {
-    int64_t nb = (m <= GEMM_THIN || k <= GEMM_THIN) ? GEMM_BLOCK : n;
+    int64_t nb = blocks && (m <= GEMM_THIN || k <= GEMM_THIN) ? GEMM_BLOCK : n;
     for (int64_t j = 0; j < n; j += nb) {
         int64_t w = n - j < nb ? n - j : nb;
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)m, (int)w, (int)k,
@@ -251,6 +267,7 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
     float *yp = um_f32(y), *wk = um_f32(work);
     const int pointwise = is_pointwise(g);
     int nt = image_threads(g->n);
+    const int blocks = has_small_kernels();
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < g->n; i++) {
@@ -262,7 +279,7 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
             im2col(g, xi, buf);
             col = buf;
         }
-        gemm_cols(0, O, P, K, wp, K, col, P, yi, P);
+        gemm_cols(blocks, 0, O, P, K, wp, K, col, P, yi, P);
         if (bp)
             for (int64_t o = 0; o < O; o++) {
                 float b = bp[o], *row = yi + o * P;
@@ -282,6 +299,7 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     float *gxp = gx ? um_f32(gx) : NULL, *wk = um_f32(work);
     const int pointwise = is_pointwise(g);
     int nt = image_threads(g->n);
+    const int blocks = has_small_kernels();
     const int transposed = gxp && transposed_input_grad(g);
     const um_window2d tg = transposed_window(g);
     float *wf = wk + (int64_t)omp_get_max_threads() * T;
@@ -316,11 +334,11 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
                 float *gxi = gxp + i * g->c * g->h * g->w;
                 const int64_t K2 = col_rows(&tg), P2 = col_cols(&tg);
                 im2col(&tg, gyi, buf);
-                gemm_cols(0, g->c, P2, K2, wf, K2, buf, P2, gxi, P2);
+                gemm_cols(blocks, 0, g->c, P2, K2, wf, K2, buf, P2, gxi, P2);
             } else if (gxp) {
                 float *gxi = gxp + i * g->c * g->h * g->w;
                 float *gcol = pointwise ? gxi : buf;
-                gemm_cols(1, K, P, O, wp, K, gyi, P, gcol, P);
+                gemm_cols(blocks, 1, K, P, O, wp, K, gyi, P, gcol, P);
                 if (!pointwise) col2im(g, gcol, gxi);
             }
         }

@@ -26,6 +26,7 @@ parser:option("--batch_size", "batch size", "128"):convert(math.tointeger)
 parser:option("--eps", "l-inf radius of every attack", "0.3"):convert(tonumber)
 parser:option("--adv_steps", "PGD iterations of Adv. Noise and Adv. Samples", "80"):convert(math.tointeger)
 parser:option("--adv_step", "PGD step size of Adv. Noise and Adv. Samples", "0.02"):convert(tonumber)
+parser:option("--adv_n", "attack only the first n noise points and test images (Adv. Noise, Adv. Samples; default: all)"):convert(math.tointeger)
 parser:option("--worst_n", "noise points attacked by the three-attack worst case (0: skip)", "1024"):convert(math.tointeger)
 parser:option("--worst_attacks", "the worst case's attacks as steps:size,...", "80:0.02,200:0.0375,500:0.0006")
 parser:flag("--no_adv_noise", "skip Adv. Noise")
@@ -38,6 +39,7 @@ local args = parser:parse(arg)
 umbra.set_num_threads(args.threads)
 
 local function fail(msg) io.stderr:write("evaluate: ", msg, "\n"); os.exit(1) end
+if args.adv_n and args.adv_n < 1 then fail("--adv_n: expected a positive number of points, got " .. args.adv_n) end
 
 local model, info = runs.load_model(args.checkpoint)
 if not model then fail(info) end
@@ -73,12 +75,18 @@ local function progress(name, done, total)
   if done >= total then io.stderr:write("\n") end
 end
 
--- Run fn(x, y) -> probs (n, K) over a data set's batches; concatenate on the CPU.
-local function over_batches(name, ds, fn)
+-- Run fn(x, y) -> probs (n, K) over a data set's batches (the first `limit` images when
+-- given); concatenate on the CPU.
+local function over_batches(name, ds, fn, limit)
   local parts, labels, done = {}, {}, 0
   local total = ds:size()
   if args.drop_last then total = total - total % args.batch_size end
+  if limit and limit < total then total = limit end
   for x, y in ds:batches{batch_size = args.batch_size, drop_last = args.drop_last, device = args.device} do
+    if done >= total then break end
+    if done + x:size(1) > total then
+      x, y = x:narrow(1, 1, total - done):contiguous(), y:narrow(1, 1, total - done):contiguous()
+    end
     local p = fn(x, y)
     parts[#parts + 1] = p:to("cpu")
     labels[#labels + 1] = y:to("cpu"):clone()
@@ -140,7 +148,7 @@ local function over_noise(name, limit, fn)
 end
 
 if not args.no_adv_noise then
-  local p, l = over_noise("adv. noise", nil, function(z)
+  local p, l = over_noise("adv. noise", args.adv_n and math.min(args.adv_n, noise_labels:size(1)), function(z)
     return probs_of(pgd(z, {steps = args.adv_steps, step = args.adv_step, objective = "max_conf"}))
   end)
   store("noise_adv", p, l)
@@ -173,7 +181,7 @@ end
 if not args.no_adv_samples then
   local p, l = over_batches("adv. samples", test, function(x, y)
     return probs_of(pgd(x, {steps = args.adv_steps, step = args.adv_step, objective = "ce", labels = y}))
-  end)
+  end, args.adv_n)
   store("adv", p, l)
 end
 
@@ -217,6 +225,7 @@ results.attrs.checkpoint = args.checkpoint
 results.attrs.eps = args.eps
 results.attrs.adv_steps = args.adv_steps
 results.attrs.adv_step = args.adv_step
+if args.adv_n then results.attrs.adv_n = args.adv_n end
 results.attrs.seed = args.seed
 local path = out_dir .. "/eval.h5"
 local ok, serr = core.h5_save(path, results.tensors, results.attrs)

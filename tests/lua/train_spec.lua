@@ -13,26 +13,7 @@ local function sh(cmd)
   return ok, out, code
 end
 
-local function write_idx(dir, prefix, n, g)
-  local f = assert(io.open(dir .. "/" .. prefix .. "-images-idx3-ubyte", "wb"))
-  f:write(string.pack(">I4I4I4I4", 0x803, n, 28, 28))
-  local labels = {}
-  for i = 1, n do
-    local y = (i - 1) % 10
-    labels[i] = string.char(y)
-    local px = {}
-    for p = 1, 784 do
-      -- a class-dependent stripe plus noise, so that the classes can be learnt
-      local on = ((p - 1) % 28) // 3 == y
-      px[p] = string.char(on and 200 + g:random(55) or g:random(40))
-    end
-    f:write(table.concat(px))
-  end
-  f:close()
-  f = assert(io.open(dir .. "/" .. prefix .. "-labels-idx1-ubyte", "wb"))
-  f:write(string.pack(">I4I4", 0x801, n), table.concat(labels))
-  f:close()
-end
+local write_idx = dofile("tests/lua/helpers.lua").write_idx
 
 local data_dir
 local real = os.getenv("UMBRA_DATA")

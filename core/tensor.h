@@ -36,8 +36,9 @@ const um_backend *um_cpu_backend(void);
 /* New contiguous tensor (uninitialised / zero) on a backend (NULL = CPU). */
 int um_tensor_new(um_tensor **out, um_dtype dt, int ndim, const int64_t *size, const um_backend *be);
 int um_tensor_zeros(um_tensor **out, um_dtype dt, int ndim, const int64_t *size, const um_backend *be);
-/* New tensor of the same shape/dtype/device as t, or reuse *buf if it already matches
- * (for module buffers: no allocation once warm). */
+/* Make *buf a contiguous tensor of this shape, dtype and device: *buf itself, reshaped,
+ * when nobody else holds it and its storage is large enough (for module buffers: no
+ * allocation once warm, also when batch sizes alternate), else a new tensor. */
 int um_tensor_ensure(um_tensor **buf, um_dtype dt, int ndim, const int64_t *size, const um_backend *be);
 void um_tensor_retain(um_tensor *t);
 void um_tensor_release(um_tensor *t);    /* NULL is fine */

@@ -14,10 +14,70 @@ static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int
     *hi = e > in ? in : e;
 }
 
+/* 2x2 windows with stride 2 that tile the input exactly (LeNet's pools on 28x28 and
+ * 14x14): each output reads two row pairs with fixed offsets, with no window clipping,
+ * which the compiler vectorises; the general loops measured 1.5 ms forward and 2.5 ms
+ * backward on LeNet's first pool (128x32x28x28). */
+static int is_tiled_2x2(const um_window2d *g) {
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 &&
+           g->pad_left == 0 && g->oh * 2 == g->h && g->ow * 2 == g->w;
+}
+
+static void maxpool_forward_2x2(const um_window2d *g, const float *xp, float *yp) {
+    const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            const float *r0 = xp + (pl * g->h + 2 * oy) * w, *r1 = r0 + w;
+            float *out = yp + (pl * g->oh + oy) * ow;
+#pragma omp simd
+            for (int64_t ox = 0; ox < ow; ox++) {
+                /* the order of the general loop: a later cell wins only if larger */
+                float m = r0[2 * ox];
+                m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
+                m = r1[2 * ox] > m ? r1[2 * ox] : m;
+                m = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
+                out[ox] = m;
+            }
+        }
+}
+
+/* The gradient goes to the first maximum of each window (as the general loop) and every
+ * other cell gets zero, without branches. */
+static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const float *gyp, float *gxp) {
+    const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            const int64_t row = (pl * g->h + 2 * oy) * w;
+            const float *r0 = xp + row, *r1 = r0 + w;
+            float *g0 = gxp + row, *g1 = g0 + w;
+            const float *gy = gyp + (pl * g->oh + oy) * ow;
+#pragma omp simd
+            for (int64_t ox = 0; ox < ow; ox++) {
+                float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+                int sb = b > a;
+                float m = sb ? b : a;
+                int sc = c > m;
+                m = sc ? c : m;
+                int sd = d > m;
+                float v = gy[ox];
+                g1[2 * ox + 1] = sd ? v : 0.0f;
+                g1[2 * ox] = (!sd && sc) ? v : 0.0f;
+                g0[2 * ox + 1] = (!sd && !sc && sb) ? v : 0.0f;
+                g0[2 * ox] = (!sd && !sc && !sb) ? v : 0.0f;
+            }
+        }
+}
+
 int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y) {
     const float *xp = um_f32(x);
     float *yp = um_f32(y);
     const int64_t planes = g->n * g->c;
+    if (is_tiled_2x2(g)) {
+        maxpool_forward_2x2(g, xp, yp);
+        return UM_OK;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xi = xp + pl * g->h * g->w;
@@ -76,6 +136,10 @@ int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um
     const float *xp = um_f32(x), *gyp = um_f32(gy);
     float *gxp = um_f32(gx);
     const int64_t planes = g->n * g->c;
+    if (is_tiled_2x2(g)) {
+        maxpool_backward_2x2(g, xp, gyp, gxp);
+        return UM_OK;
+    }
     if (g->kh == g->sh && g->kw == g->sw) {
         maxpool_backward_tiled(g, xp, gyp, gxp);
         return UM_OK;

@@ -118,6 +118,7 @@ static void check_pool(int is_max, int64_t k, int64_t s, um_padding pad, int64_t
 
 START_TEST(grad_maxpool) {
     check_pool(1, 2, 2, UM_PAD_SAME, 5, 5);
+    check_pool(1, 2, 2, UM_PAD_SAME, 4, 6);    /* exact 2x2 tiling: the vectorised path */
     check_pool(1, 3, 2, UM_PAD_VALID, 7, 6);
     check_pool(1, 3, 1, UM_PAD_SAME, 4, 4);
 }

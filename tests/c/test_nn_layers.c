@@ -179,6 +179,31 @@ START_TEST(conv_matches_direct_reference) {
 }
 END_TEST
 
+/* 2x2 windows tiling the input (the vectorised path): the gradient goes to the first
+ * maximum in row order on ties, as in the general loop; windows [1 1; 1 1], [0 2; 2 2],
+ * [0 0; 3 3] and [-1 -2; -3 5]. */
+START_TEST(maxpool_2x2_ties_first_maximum) {
+    int64_t xs[4] = {1, 1, 2, 8};
+    float xv[16] = {1, 1, 0, 2, 0, 0, -1, -2,
+                    1, 1, 2, 2, 3, 3, -3, 5};
+    um_tensor *x = from(4, xs, xv), *y = NULL, *gy = NULL, *gx = NULL;
+    um_module *m = NULL;
+    ck_ok(um_maxpool2d_new(&m, 2, 2, 2, 2, UM_PAD_SAME));
+    ck_ok(um_module_forward(m, x, &y));
+    float e[4] = {1, 2, 3, 5};
+    expect(y, e, 4, 0);
+    float gv[4] = {10, 20, 30, 40};
+    gy = from(4, y->size, gv);
+    ck_ok(um_module_backward(m, x, gy, &gx));
+    float ge[16] = {10, 0, 0, 20, 0, 0, 0, 0,
+                    0, 0, 0, 0, 30, 0, 0, 40};
+    expect(gx, ge, 16, 0);
+    um_tensor_release(gy);
+    um_module_release(m);
+    um_tensor_release(x);
+}
+END_TEST
+
 START_TEST(maxpool_same_ignores_padding) {
     int64_t xs[4] = {1, 1, 3, 3};
     float xv[9] = {-1, -2, -3, -4, -5, -6, -7, -8, -9};
@@ -410,6 +435,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, conv_bias_and_explicit_padding);
     tcase_add_test(tc, conv_matches_direct_reference);
     tcase_add_test(tc, maxpool_same_ignores_padding);
+    tcase_add_test(tc, maxpool_2x2_ties_first_maximum);
     tcase_add_test(tc, avgpool_same_divides_by_real_cells);
     tcase_add_test(tc, batchnorm_running_stats_two_steps);
     tcase_add_test(tc, linear_values);

@@ -3,6 +3,7 @@
  * failing module's dotted path, and walks over the named tensors of a tree. */
 #include "module.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
 #include "backend.h"
@@ -28,6 +29,7 @@ int um_module_create(um_module **out, size_t size, const um_module_ops *ops) {
     m->refcount = 1;
     m->training = 1;
     m->in_ndim = -1;
+    m->grad_ndim = -1;
     *out = m;
     return UM_OK;
 }
@@ -231,8 +233,33 @@ static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     return m->ops->backward(m, x, gy, flags);
 }
 
+/* Drop, below m, the outputs (forward) or input gradients (backward) that only alias
+ * another module's buffer and are stale once a new pass starts. A stale Flatten view of
+ * a pool's output made the pool reallocate whenever the batch size changed (ACET: 128
+ * for PGD, 256 for training), as a shared storage cannot be reshaped. Only done when the
+ * input shape changed since the last pass of that kind: with a fixed shape the views are
+ * reused and a warm pass allocates nothing. */
+static void drop_aliases(um_module *m, int grads) {
+    for (int i = 0; i < m->n_children; i++) {
+        um_module *c = m->children[i];
+        if (c->ops->aliases) {
+            if (grads) um_module_set_grad_input(c, NULL);
+            else um_module_set_output(c, NULL);
+        }
+        drop_aliases(c, grads);
+    }
+}
+
+static void note_backward_shape(um_module *m, const um_tensor *x) {
+    if (same_sizes(x, m->grad_ndim, m->grad_shape)) return;
+    drop_aliases(m, 1);
+    m->grad_ndim = x->ndim;
+    memcpy(m->grad_shape, x->size, sizeof(int64_t) * (size_t)x->ndim);
+}
+
 int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
     path_prefixed = 0;
+    if (!same_sizes(x, m->in_ndim, m->in_shape)) drop_aliases(m, 0);
     int rc = run_forward(m, x);
     if (rc) return rc;
     *y = m->output;
@@ -241,6 +268,7 @@ int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
 
 int um_module_backward(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx) {
     path_prefixed = 0;
+    note_backward_shape(m, x);
     int rc = run_backward(m, x, gy, UM_GRAD_PARAMS | (gx ? UM_GRAD_INPUT : 0));
     if (rc) return rc;
     if (gx) *gx = m->grad_input;
@@ -249,6 +277,7 @@ int um_module_backward(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx
 
 int um_module_backward_input(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx) {
     path_prefixed = 0;
+    note_backward_shape(m, x);
     int rc = run_backward(m, x, gy, UM_GRAD_INPUT);
     if (rc) return rc;
     *gx = m->grad_input;
@@ -403,5 +432,6 @@ int um_module_to(um_module *m, const um_backend *be) {
     um_tensor_release(m->grad_input);
     m->output = m->grad_input = NULL;
     m->in_ndim = -1;
+    m->grad_ndim = -1;
     return rc;
 }

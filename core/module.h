@@ -28,6 +28,10 @@ typedef struct um_module_ops {
     int (*backward)(um_module *m, um_tensor *x, um_tensor *gy, int flags);
     void (*describe)(const um_module *m, char *buf, size_t n);  /* "Conv2d(3 -> 16, 3x3, ...)" */
     void (*destroy)(um_module *m);   /* type-specific resources; NULL if none */
+    /* 1 when output and grad_input only alias other modules' buffers (views of the input
+     * and of gy: Flatten, Identity; a Sequential's are its children's). A pass drops such
+     * stale aliases first, so that the owners can reshape their buffers in place. */
+    int aliases;
 } um_module_ops;
 
 #define UM_MODULE_SLOTS 4
@@ -48,6 +52,8 @@ struct um_module {
     um_tensor *output, *grad_input;     /* results of the last forward / backward */
     int64_t in_shape[UM_MAXDIM];        /* input shape of the last forward (for summaries) */
     int in_ndim;                        /* -1 before the first forward */
+    int64_t grad_shape[UM_MAXDIM];      /* input shape of the last top-level backward */
+    int grad_ndim;                      /* -1 before the first */
 };
 
 /* ---- using modules ---- */

@@ -56,6 +56,7 @@ static const um_module_ops seq_ops = {
     .out_shape = seq_out_shape,
     .forward = seq_forward,
     .backward = seq_backward,
+    .aliases = 1,
 };
 
 int um_sequential_new(um_module **out) { return um_module_create(out, sizeof(um_module), &seq_ops); }

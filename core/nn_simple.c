@@ -67,6 +67,7 @@ static int identity_backward(um_module *m, um_tensor *x, um_tensor *gy, int flag
 
 static const um_module_ops identity_ops = {
     .type = "Identity", .out_shape = same_out_shape, .forward = identity_forward, .backward = identity_backward,
+    .aliases = 1,
 };
 
 int um_identity_new(um_module **out) { return um_module_create(out, sizeof(um_module), &identity_ops); }
@@ -97,6 +98,7 @@ static int flatten_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags
 
 static const um_module_ops flatten_ops = {
     .type = "Flatten", .out_shape = flatten_out_shape, .forward = flatten_forward, .backward = flatten_backward,
+    .aliases = 1,
 };
 
 int um_flatten_new(um_module **out) { return um_module_create(out, sizeof(um_module), &flatten_ops); }

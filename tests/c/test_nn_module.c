@@ -286,6 +286,47 @@ static void warm_steps(int64_t pgd_images) {
     ck_assert_int_eq(um_live_bytes(), live0);
 }
 
+/* Flatten's output is a view of the pool's buffer and its input gradient a view of the
+ * linear layer's: when the batch size changes, these stale views are dropped first, so
+ * the pool and the linear layer keep their (larger) buffers instead of reallocating. */
+START_TEST(views_do_not_pin_buffers_across_batch_sizes) {
+    um_module *net = NULL, *m = NULL;
+    ck_ok(um_sequential_new(&net));
+    ck_ok(conv(&m, 3, 4, 1));
+    ck_ok(add(net, "conv", m));
+    ck_ok(um_maxpool2d_new(&m, 2, 2, 2, 2, UM_PAD_SAME));
+    ck_ok(add(net, "pool", m));
+    ck_ok(um_flatten_new(&m));
+    ck_ok(add(net, "flatten", m));
+    ck_ok(um_linear_new(&m, 64, 3, 1, &gen));
+    ck_ok(add(net, "fc", m));
+    um_module *pool = um_module_child(net, 1), *fc = um_module_child(net, 3);
+    um_tensor *big = gc_tensor(4, (int64_t[]){4, 3, 8, 8}), *small = gc_tensor(4, (int64_t[]){2, 3, 8, 8});
+    gc_fill(big, 1, 0, 1, 0);
+    gc_fill(small, 2, 0, 1, 0);
+    um_tensor *gbig = gc_tensor(2, (int64_t[]){4, 3}), *gsmall = gc_tensor(2, (int64_t[]){2, 3}), *y, *gx;
+    gc_fill(gbig, 3, -1, 1, 0);
+    gc_fill(gsmall, 4, -1, 1, 0);
+    const float *pool_out = NULL, *fc_grad = NULL;
+    for (int round = 0; round < 3; round++) {
+        ck_ok(um_module_forward(net, big, &y));
+        ck_ok(um_module_backward_input(net, big, gbig, &gx));
+        if (round == 0) { pool_out = um_f32(pool->output); fc_grad = um_f32(fc->grad_input); }
+        ck_ok(um_module_forward(net, small, &y));
+        ck_ok(um_module_backward_input(net, small, gsmall, &gx));
+        ck_assert_int_eq(y->size[0], 2);
+        ck_assert_ptr_eq(um_f32(pool->output), pool_out);
+        ck_assert_ptr_eq(um_f32(fc->grad_input), fc_grad);
+    }
+    um_tensor_release(big);
+    um_tensor_release(small);
+    um_tensor_release(gbig);
+    um_tensor_release(gsmall);
+    um_module_release(net);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
 START_TEST(warm_step_allocates_nothing) { warm_steps(4); }
 END_TEST
 
@@ -339,6 +380,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, train_eval_and_zero_grad);
     tcase_add_test(tc, warm_step_allocates_nothing);
     tcase_add_test(tc, warm_alternating_batches_allocate_nothing);
+    tcase_add_test(tc, views_do_not_pin_buffers_across_batch_sizes);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(s, tc);
     return s;

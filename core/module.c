@@ -3,7 +3,6 @@
  * failing module's dotted path, and walks over the named tensors of a tree. */
 #include "module.h"
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
 #include "backend.h"

@@ -258,8 +258,11 @@ static void note_backward_shape(um_module *m, const um_tensor *x) {
 
 int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
     path_prefixed = 0;
+    /* a refused input must not cost the last pass its views */
+    int rc = um_module_check_input(m, x, "input");
+    if (rc) return rc;
     if (!same_sizes(x, m->in_ndim, m->in_shape)) drop_aliases(m, 0);
-    int rc = run_forward(m, x);
+    rc = run_forward(m, x);
     if (rc) return rc;
     *y = m->output;
     return UM_OK;

@@ -127,7 +127,9 @@ local function evaluate_test()
   local ce = nn.CrossEntropy{reduction = "sum"}
   local n, wrong, loss, conf, conf_noise = 0, 0, 0, 0, 0
   local g_eval = umbra.Generator(args.seed + 12345)   -- the same noise at every epoch
-  for x, y in test_set:batches{batch_size = 500} do
+  -- the training batch size: module buffers then keep the size training uses (evaluation
+  -- mode makes the results independent of it)
+  for x, y in test_set:batches{batch_size = args.batch_size} do
     local logits = model:forward(x)
     loss = loss + ce:forward(logits, y)
     wrong = wrong + logits:argmax(2):float():ne(y:float()):sum()

@@ -42,7 +42,7 @@ static int is_pointwise(const um_window2d *g) {
 static int transposed_input_grad(const um_window2d *g) {
     const int64_t pad_bottom = (g->oh - 1) + g->kh - g->h - g->pad_top;
     const int64_t pad_right = (g->ow - 1) + g->kw - g->w - g->pad_left;
-    return g->sh == 1 && g->sw == 1 && g->c_out <= g->c && g->pad_top < g->kh &&
+    return !is_pointwise(g) && g->sh == 1 && g->sw == 1 && g->c_out <= g->c && g->pad_top < g->kh &&
            g->pad_left < g->kw && pad_bottom < g->kh && pad_right < g->kw;
 }
 
@@ -146,7 +146,14 @@ static shift_run shift_of(const um_window2d *g, int64_t ki, int64_t kj) {
     /* keep source indices inside the plane; the clipped ends are wrapped columns */
     if (r.d0 + r.shift < 0) r.d0 = -r.shift;
     if (r.d1 + r.shift > g->h * w) r.d1 = g->h * w - r.shift;
+    /* taps whose rows all fall in the padding (tiny inputs): an empty run inside the
+     * matrix, and wrapped-column bounds inside the row */
+    const int64_t P = g->oh * w;
+    if (r.d0 > P) r.d0 = P;
+    if (r.d1 > P) r.d1 = P;
     if (r.d1 < r.d0) r.d1 = r.d0;
+    if (r.c0 > w) r.c0 = w;
+    if (r.c1 < 0) r.c1 = 0;
     return r;
 }
 
@@ -305,8 +312,11 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     float *wf = wk + (int64_t)omp_get_max_threads() * T;
     if (transposed) flip_kernel(g, wp, wf);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
+    int team = nt;   /* smaller than nt when called inside another parallel region */
 #pragma omp parallel num_threads(nt)
     {
+#pragma omp single
+        team = omp_get_num_threads();
         float *buf = wk + (int64_t)omp_get_thread_num() * T;
         float *gw_part = buf + T - O * K - O, *gb_part = gw_part + O * K;
         if (gweight) memset(gw_part, 0, (size_t)(O * K) * sizeof(float));
@@ -345,7 +355,7 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     }
     if (nt > 1) um_cpu_blas_serial_end(saved);
     /* Sum the per-thread partials in a fixed order, so results do not depend on timing. */
-    for (int t = 0; t < nt; t++) {
+    for (int t = 0; t < team; t++) {
         const float *gw_part = wk + (int64_t)t * T + T - O * K - O, *gb_part = gw_part + O * K;
         if (gweight) {
             float *gw = um_f32(gweight);

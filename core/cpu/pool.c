@@ -32,8 +32,10 @@ static void maxpool_forward_2x2(const um_window2d *g, const float *xp, float *yp
             float *out = yp + (pl * g->oh + oy) * ow;
 #pragma omp simd
             for (int64_t ox = 0; ox < ow; ox++) {
-                /* the order of the general loop: a later cell wins only if larger */
-                float m = r0[2 * ox];
+                /* as the general loop: from -FLT_MAX, a later cell wins only if larger
+                 * (so NaN cells are skipped) */
+                float m = -FLT_MAX;
+                m = r0[2 * ox] > m ? r0[2 * ox] : m;
                 m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
                 m = r1[2 * ox] > m ? r1[2 * ox] : m;
                 m = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;

@@ -100,6 +100,17 @@ START_TEST(grad_conv_stride1_input_grad_as_conv) {
 }
 END_TEST
 
+START_TEST(grad_conv_tiny_inputs) {
+    /* kernel taps whose rows all fall in the padding: a 1-row input under 2x2 and 3x3
+     * `same` kernels (forward and the input gradient as a convolution), and 4x4 `same`
+     * on 2 rows, a 1-column input */
+    check_conv((um_conv2d_config){.c_in = 2, .c_out = 2, .kh = 2, .kw = 2, .padding = UM_PAD_SAME}, 2, 1, 4);
+    check_conv((um_conv2d_config){.c_in = 2, .c_out = 2, .kh = 3, .kw = 3, .padding = UM_PAD_SAME, .bias = 1}, 2, 1, 3);
+    check_conv((um_conv2d_config){.c_in = 3, .c_out = 2, .kh = 4, .kw = 4, .padding = UM_PAD_SAME}, 1, 2, 2);
+    check_conv((um_conv2d_config){.c_in = 2, .c_out = 2, .kh = 3, .kw = 3, .padding = UM_PAD_SAME}, 1, 4, 1);
+}
+END_TEST
+
 START_TEST(grad_conv_batch_not_multiple_of_threads) {
     /* 1 and 3 images: the small-batch path and an uneven split over threads */
     um_conv2d_config cfg = {.c_in = 2, .c_out = 2, .kh = 3, .kw = 3, .padding = UM_PAD_SAME, .bias = 1};
@@ -286,6 +297,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, grad_conv_same_stride2);
     tcase_add_test(tc, grad_conv_explicit_valid);
     tcase_add_test(tc, grad_conv_stride1_input_grad_as_conv);
+    tcase_add_test(tc, grad_conv_tiny_inputs);
     tcase_add_test(tc, grad_conv_batch_not_multiple_of_threads);
     tcase_add_test(tc, grad_maxpool);
     tcase_add_test(tc, grad_avgpool);

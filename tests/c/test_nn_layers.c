@@ -1,6 +1,7 @@
 /* Layers against hand-computed values: TF `same` padding (asymmetric at stride 2) in
  * conv and pooling, avg-pool's count of real cells, batch-norm outputs and running
  * statistics over two steps, linear, channel padding; and their shape errors. */
+#include <math.h>
 #include "gradcheck.h"
 
 static um_generator gen;
@@ -201,6 +202,25 @@ START_TEST(maxpool_2x2_ties_first_maximum) {
     um_tensor_release(gy);
     um_module_release(m);
     um_tensor_release(x);
+}
+END_TEST
+
+/* NaN cells never win the forward maximum, on the 2x2 path (4x2 input, tiled) as on the
+ * general one (3x3 input, 2x2 `same`): windows [NaN 1; 2 3] -> 3 and [5 NaN; NaN NaN] -> 5. */
+START_TEST(maxpool_skips_nan) {
+    for (int tiled = 0; tiled <= 1; tiled++) {
+        int64_t xs[4] = {1, 1, tiled ? 2 : 3, tiled ? 4 : 3};
+        float t4[8] = {NAN, 1, 5, NAN, 2, 3, NAN, NAN};
+        float t3[9] = {NAN, 1, 5, 2, 3, NAN, -1, -1, -1};
+        um_tensor *x = from(4, xs, tiled ? t4 : t3), *y = NULL;
+        um_module *m = NULL;
+        ck_ok(um_maxpool2d_new(&m, 2, 2, 2, 2, UM_PAD_SAME));
+        ck_ok(um_module_forward(m, x, &y));
+        ck_assert_float_eq(um_f32(y)[0], 3.0f);
+        ck_assert_float_eq(um_f32(y)[1], 5.0f);
+        um_module_release(m);
+        um_tensor_release(x);
+    }
 }
 END_TEST
 
@@ -436,6 +456,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, conv_matches_direct_reference);
     tcase_add_test(tc, maxpool_same_ignores_padding);
     tcase_add_test(tc, maxpool_2x2_ties_first_maximum);
+    tcase_add_test(tc, maxpool_skips_nan);
     tcase_add_test(tc, avgpool_same_divides_by_real_cells);
     tcase_add_test(tc, batchnorm_running_stats_two_steps);
     tcase_add_test(tc, linear_values);

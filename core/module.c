@@ -28,7 +28,6 @@ int um_module_create(um_module **out, size_t size, const um_module_ops *ops) {
     m->refcount = 1;
     m->training = 1;
     m->in_ndim = -1;
-    m->grad_ndim = -1;
     *out = m;
     return UM_OK;
 }
@@ -198,21 +197,41 @@ int um_module_has_params(const um_module *m) {
     return 0;
 }
 
-static int run_forward(um_module *m, um_tensor *x) {
-    int rc = um_module_check_input(m, x, "input");
-    if (rc) return rc;
-    rc = m->ops->forward(m, x);
-    if (rc) return rc;
-    m->in_ndim = x->ndim;
-    memcpy(m->in_shape, x->size, sizeof(int64_t) * (size_t)x->ndim);
-    return UM_OK;
-}
-
 static int same_sizes(const um_tensor *t, int ndim, const int64_t *size) {
     if (t->ndim != ndim) return 0;
     for (int d = 0; d < ndim; d++)
         if (t->size[d] != size[d]) return 0;
     return 1;
+}
+
+/* Drop, below m, the outputs and input gradients that only alias another module's
+ * buffer (ops->aliases): a stale Flatten view of a pool's output kept the pool from
+ * reshaping its buffer when the batch size changed (ACET: 128 for PGD, 256 for
+ * training), as a shared storage cannot be reshaped. */
+static void drop_aliases(um_module *m) {
+    for (int i = 0; i < m->n_children; i++) {
+        um_module *c = m->children[i];
+        if (c->ops->aliases) {
+            um_module_set_output(c, NULL);
+            um_module_set_grad_input(c, NULL);
+        }
+        drop_aliases(c);
+    }
+}
+
+/* top: a pass from outside. When its input shape changed, the aliases are dropped after
+ * the input is accepted (a refused input keeps the last pass's views); every backward
+ * follows a forward of the same shape, so this also covers the input gradients. With a
+ * fixed shape the views are reused and a warm pass allocates nothing. */
+static int run_forward(um_module *m, um_tensor *x, int top) {
+    int rc = um_module_check_input(m, x, "input");
+    if (rc) return rc;
+    if (top && !same_sizes(x, m->in_ndim, m->in_shape)) drop_aliases(m);
+    rc = m->ops->forward(m, x);
+    if (rc) return rc;
+    m->in_ndim = x->ndim;
+    memcpy(m->in_shape, x->size, sizeof(int64_t) * (size_t)x->ndim);
+    return UM_OK;
 }
 
 static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
@@ -232,37 +251,9 @@ static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     return m->ops->backward(m, x, gy, flags);
 }
 
-/* Drop, below m, the outputs (forward) or input gradients (backward) that only alias
- * another module's buffer and are stale once a new pass starts. A stale Flatten view of
- * a pool's output made the pool reallocate whenever the batch size changed (ACET: 128
- * for PGD, 256 for training), as a shared storage cannot be reshaped. Only done when the
- * input shape changed since the last pass of that kind: with a fixed shape the views are
- * reused and a warm pass allocates nothing. */
-static void drop_aliases(um_module *m, int grads) {
-    for (int i = 0; i < m->n_children; i++) {
-        um_module *c = m->children[i];
-        if (c->ops->aliases) {
-            if (grads) um_module_set_grad_input(c, NULL);
-            else um_module_set_output(c, NULL);
-        }
-        drop_aliases(c, grads);
-    }
-}
-
-static void note_backward_shape(um_module *m, const um_tensor *x) {
-    if (same_sizes(x, m->grad_ndim, m->grad_shape)) return;
-    drop_aliases(m, 1);
-    m->grad_ndim = x->ndim;
-    memcpy(m->grad_shape, x->size, sizeof(int64_t) * (size_t)x->ndim);
-}
-
 int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
     path_prefixed = 0;
-    /* a refused input must not cost the last pass its views */
-    int rc = um_module_check_input(m, x, "input");
-    if (rc) return rc;
-    if (!same_sizes(x, m->in_ndim, m->in_shape)) drop_aliases(m, 0);
-    rc = run_forward(m, x);
+    int rc = run_forward(m, x, 1);
     if (rc) return rc;
     *y = m->output;
     return UM_OK;
@@ -270,7 +261,6 @@ int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
 
 int um_module_backward(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx) {
     path_prefixed = 0;
-    note_backward_shape(m, x);
     int rc = run_backward(m, x, gy, UM_GRAD_PARAMS | (gx ? UM_GRAD_INPUT : 0));
     if (rc) return rc;
     if (gx) *gx = m->grad_input;
@@ -279,7 +269,6 @@ int um_module_backward(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx
 
 int um_module_backward_input(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx) {
     path_prefixed = 0;
-    note_backward_shape(m, x);
     int rc = run_backward(m, x, gy, UM_GRAD_INPUT);
     if (rc) return rc;
     *gx = m->grad_input;
@@ -297,7 +286,7 @@ static int child_fail(const um_module *m, int i, int rc) {
 
 int um_module_child_forward(um_module *m, int i, um_tensor *x) {
     path_prefixed = 0;
-    int rc = run_forward(m->children[i], x);
+    int rc = run_forward(m->children[i], x, 0);
     return rc ? child_fail(m, i, rc) : UM_OK;
 }
 
@@ -434,6 +423,5 @@ int um_module_to(um_module *m, const um_backend *be) {
     um_tensor_release(m->grad_input);
     m->output = m->grad_input = NULL;
     m->in_ndim = -1;
-    m->grad_ndim = -1;
     return rc;
 }

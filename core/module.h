@@ -52,8 +52,6 @@ struct um_module {
     um_tensor *output, *grad_input;     /* results of the last forward / backward */
     int64_t in_shape[UM_MAXDIM];        /* input shape of the last forward (for summaries) */
     int in_ndim;                        /* -1 before the first forward */
-    int64_t grad_shape[UM_MAXDIM];      /* input shape of the last top-level backward */
-    int grad_ndim;                      /* -1 before the first */
 };
 
 /* ---- using modules ---- */

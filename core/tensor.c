@@ -106,22 +106,19 @@ int um_tensor_zeros(um_tensor **out, um_dtype dt, int ndim, const int64_t *size,
 int um_tensor_ensure(um_tensor **buf, um_dtype dt, int ndim, const int64_t *size, const um_backend *be) {
     um_tensor *t = *buf;
     if (!be) be = um_cpu_backend();
-    if (t && t->dtype == dt && t->ndim == ndim && um_backend_of(t) == be && t->refcount == 1 && um_is_contiguous(t)) {
-        int same = 1;
-        for (int i = 0; i < ndim; i++) same &= t->size[i] == size[i];
-        if (same) return UM_OK;   /* as it is, also a caller's view (a gradient slot) */
-    }
-    /* A tensor that alone uses its storage is reshaped when the storage is large enough
-     * but not over four times too large: an ACET step alternates batches of 128 (PGD) and
-     * 256 (training), and reuse of exact shapes only reallocated every layer's buffers
-     * twice a step (8% of the step went to the kernel clearing fresh pages); the bound
-     * keeps one large batch from pinning its memory for good. */
-    if (t && t->dtype == dt && um_backend_of(t) == be && t->refcount == 1 && t->storage->refcount == 1) {
+    if (t && t->dtype == dt && um_backend_of(t) == be && t->refcount == 1) {
         int64_t count = 0;
         int rc = check_sizes(ndim, size, &count);
         if (rc) return rc;
+        int same = t->ndim == ndim && um_is_contiguous(t);
+        for (int i = 0; same && i < ndim; i++) same = t->size[i] == size[i];
+        if (same) return UM_OK;   /* as it is, also a caller's view (a gradient slot) */
+        /* Alone on its storage and the storage large enough, but not over four times too
+         * large: reshaped in place. An ACET step alternates batches of 128 (PGD) and 256
+         * (training); reusing exact shapes only, every layer reallocated its buffers
+         * twice a step. The bound keeps one large batch from pinning its memory. */
         const size_t need = (size_t)count * um_dtype_size(dt);
-        if (need <= t->storage->bytes && need >= t->storage->bytes / 4) {
+        if (t->storage->refcount == 1 && need <= t->storage->bytes && need >= t->storage->bytes / 4) {
             t->offset = 0;
             t->ndim = ndim;
             for (int i = 0; i < ndim; i++) t->size[i] = size[i];

@@ -33,20 +33,23 @@ BIND_SRC := $(filter-out lua/main.c,$(wildcard lua/*.c))
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
-# CUDA backend (core/cuda/*.cu): cuBLAS and cuDNN from CUDA_HOME; CUDA_CFLAGS and
-# CUDA_LDFLAGS add other places (scripts/gpu-check uses them for a cuDNN found elsewhere).
-# -u pulls core/cuda/backend.o out of libumbra.a: core/tensor.c refers to it only weakly.
+# CUDA backend (core/cuda/*.cu): a library of its own, libumbra_cuda.so beside the Lua
+# module, linked with cuBLAS and cuDNN from CUDA_HOME (CUDA_CFLAGS and CUDA_LDFLAGS add
+# other places: scripts/gpu-check uses them for a cuDNN found elsewhere). The core loads it
+# on first use (core/cuda_load.c); it takes umbra's own functions from the program that
+# loads it, which is why the executable and the C tests export theirs (-E, whole archive).
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA_SRC := $(wildcard core/cuda/*.cu)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-CUDA_LIBS := -Wl,-u,um_cuda_backend -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(CUDA_LDFLAGS) \
-             -lcudart -lcublas -lcudnn -lstdc++
+CUDA_SO := $(BUILD)/lua/umbra/libumbra_cuda.so
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(CUDA_LDFLAGS) -lcudart -lcublas -lcudnn -lstdc++
 NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC,-Wall -Icore $(CUDA_CFLAGS) \
            -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 else
 CUDA_OBJ :=
-CUDA_LIBS :=
+CUDA_SO :=
 endif
+override CFLAGS += -DUM_CUDA_BUILD_LIB='"$(if $(CUDA_SO),$(abspath $(CUDA_SO)))"'
 
 LIB := $(BUILD)/libumbra.a
 CORE_SO := $(BUILD)/lua/umbra/core.so
@@ -54,7 +57,7 @@ EXE := $(BUILD)/umbra
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_main.c,$(wildcard tests/c/test_*.c)))
 
 .PHONY: all test test-c test-lua memcheck asan demo bench install clean help
-all: $(LIB) $(CORE_SO) $(EXE)
+all: $(LIB) $(CORE_SO) $(EXE) $(CUDA_SO)
 
 $(BUILD)/%.o: %.c $(wildcard core/*.h core/cpu/*.h core/cuda/cuda_api.h lua/*.h)
 	@mkdir -p $(dir $@)
@@ -64,20 +67,26 @@ $(BUILD)/%.o: %.cu $(wildcard core/*.h core/cuda/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-$(LIB): $(CORE_OBJ) $(CUDA_OBJ)
+$(LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+WHOLE_LIB := -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive
+
 $(CORE_SO): $(BIND_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(BIND_OBJ) $(LIB) $(filter-out -llua5.4,$(LDLIBS)) $(CUDA_LIBS) -fopenmp
+	$(CC) -shared -o $@ $(BIND_OBJ) $(WHOLE_LIB) $(filter-out -llua5.4,$(LDLIBS)) -ldl -fopenmp
 
 $(EXE): $(BUILD)/lua/main.o $(BIND_OBJ) $(LIB)
-	$(CC) -o $@ $^ $(LDLIBS) $(CUDA_LIBS) -Wl,-E -ldl -fopenmp
+	$(CC) -o $@ $(BUILD)/lua/main.o $(BIND_OBJ) $(WHOLE_LIB) $(LDLIBS) -Wl,-E -ldl -fopenmp
+
+$(CUDA_SO): $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(CUDA_LIBS)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/check_main.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(LIB) $(CHECK_LIBS) $(LDLIBS) $(CUDA_LIBS)
+	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(WHOLE_LIB) $(CHECK_LIBS) $(LDLIBS) -Wl,-E -ldl
 
 test: all $(C_TESTS)
 	@BUILD=$(BUILD) scripts/run-tests
@@ -105,6 +114,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4/umbra $(DESTDIR)$(PREFIX)/share/lua/5.4/umbra
 	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/umbra
 	install -m 755 $(CORE_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/umbra/core.so
+	$(if $(CUDA_SO),install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/umbra/libumbra_cuda.so)
 	install -m 644 lua/umbra/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/umbra/
 
 clean:

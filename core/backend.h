@@ -44,5 +44,8 @@ struct um_backend {
 /* Registry, so that a CUDA backend can plug itself in without the CPU code knowing. */
 void um_register_backend(const um_backend *be);
 const um_backend *um_find_backend(const char *name); /* NULL if not compiled in / no device */
+/* The backend called name, or UM_EDEVICE saying why there is none (for "cuda": no library,
+ * a load error, or no device) and UM_EINVAL for a name that is neither cpu nor cuda. */
+int um_backend_named(const char *name, const um_backend **out);
 
 #endif

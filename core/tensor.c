@@ -443,9 +443,15 @@ void um_register_backend(const um_backend *be) {
 
 const um_backend *um_find_backend(const char *name) {
     if (!strcmp(name, "cpu")) return um_cpu_backend();
-    /* linked only in CUDA builds (weak otherwise); it registers itself on first use */
-    if (!strcmp(name, "cuda")) return um_cuda_backend ? um_cuda_backend() : NULL;
+    /* a library of its own, loaded on first use; the backend registers itself then */
+    if (!strcmp(name, "cuda")) return um_cuda() ? um_cuda()->backend() : NULL;
     for (int i = 0; i < UM_MAX_BACKENDS && registry[i]; i++)
         if (!strcmp(registry[i]->name, name)) return registry[i];
     return NULL;
+}
+
+int um_backend_named(const char *name, const um_backend **out) {
+    if ((*out = um_find_backend(name))) return UM_OK;
+    if (!strcmp(name, "cuda")) return um_fail(UM_EDEVICE, "no CUDA device (%s)", um_cuda_why_unavailable());
+    return um_fail(UM_EINVAL, "no device '%s' (expected cpu or cuda)", name);
 }

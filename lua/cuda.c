@@ -1,15 +1,20 @@
 /* umbra.core.cuda_core: whether the CUDA backend is here, the device count and name,
- * synchronize, device-memory counters; plus t:cuda(), t:cpu() on tensors and m:to(device)
- * on modules (added to umbra.core.nn_core.methods, which umbra/nn.lua copies; this part
- * must open after nn). Works in CPU-only builds, where the CUDA entry points are weak
- * NULLs (core/cuda/cuda_api.h) and is_available() is false. The friendly module is
- * lua/umbra/cuda.lua. */
+ * synchronize, device-memory counters; plus t:cuda(), t:cpu() on tensors (m:to(device) on
+ * modules is lua/nn.c's). Works without the CUDA library (core/cuda/cuda_api.h: CPU-only
+ * builds, or the library failing to load), where is_available() is false and
+ * why_unavailable() says why. The friendly module is lua/umbra/cuda.lua. */
 #include <string.h>
 #include "binding.h"
 #include "cuda/cuda_api.h"
-#include "module.h"
 
 static const um_backend *cuda_or_null(void) { return um_find_backend("cuda"); }
+
+static int l_why_unavailable(lua_State *L) {
+    const char *why = um_cuda_why_unavailable();
+    if (why) lua_pushstring(L, why);
+    else lua_pushnil(L);
+    return 1;
+}
 
 static int l_is_available(lua_State *L) {
     lua_pushboolean(L, cuda_or_null() != NULL);
@@ -17,12 +22,12 @@ static int l_is_available(lua_State *L) {
 }
 
 static int l_device_count(lua_State *L) {
-    lua_pushinteger(L, um_cuda_device_count && cuda_or_null() ? um_cuda_device_count() : 0);
+    lua_pushinteger(L, cuda_or_null() ? um_cuda()->device_count() : 0);
     return 1;
 }
 
 static int l_device_name(lua_State *L) {
-    if (um_cuda_device_name && cuda_or_null()) lua_pushstring(L, um_cuda_device_name());
+    if (cuda_or_null()) lua_pushstring(L, um_cuda()->device_name());
     else lua_pushnil(L);
     return 1;
 }
@@ -30,13 +35,13 @@ static int l_device_name(lua_State *L) {
 /* Waits for queued device work (timings, and where a fault in a kernel shows); a no-op
  * without a device, so that timing code runs unchanged on the CPU. */
 static int l_synchronize(lua_State *L) {
-    if (cuda_or_null() && um_cuda_synchronize() != UM_OK) return um_lua_raise(L, "cuda.synchronize");
+    if (cuda_or_null() && um_cuda()->synchronize() != UM_OK) return um_lua_raise(L, "cuda.synchronize");
     return 0;
 }
 
 static int l_memory(lua_State *L) {
     int64_t in_use = 0, cached = 0, peak = 0;
-    if (um_cuda_memory && cuda_or_null()) um_cuda_memory(&in_use, &cached, &peak);
+    if (cuda_or_null()) um_cuda()->memory(&in_use, &cached, &peak);
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)in_use);
     lua_setfield(L, -2, "in_use");
@@ -49,7 +54,7 @@ static int l_memory(lua_State *L) {
 
 static int l_empty_cache(lua_State *L) {
     (void)L;
-    if (um_cuda_empty_cache && cuda_or_null()) um_cuda_empty_cache();
+    if (cuda_or_null()) um_cuda()->empty_cache();
     return 0;
 }
 
@@ -66,33 +71,18 @@ static int tensor_to(lua_State *L, const um_backend *be, const char *fname) {
 }
 
 static int t_cuda(lua_State *L) {
-    const um_backend *be = cuda_or_null();
+    const um_backend *be;
     um_lua_check_tensor(L, 1);
-    if (!be) return luaL_error(L, "cuda: no CUDA device (not compiled in, or none present)");
+    if (um_backend_named("cuda", &be)) return um_lua_raise(L, "cuda");
     return tensor_to(L, be, "cuda");
 }
 
 static int t_cpu(lua_State *L) { return tensor_to(L, um_cpu_backend(), "cpu"); }
 
-/* m:to("cuda" | "cpu"): moves every parameter, gradient and buffer of the tree in place
- * and returns m. Optimisers hold the old tensors: create them after the move. */
-static int m_to(lua_State *L) {
-    typedef struct { um_module *m; } module_box;   /* as lua/nn.c's Module userdata */
-    module_box *b = luaL_testudata(L, 1, "umbra.Module");
-    if (!b) return luaL_typeerror(L, 1, "module");
-    if (!b->m) return luaL_argerror(L, 1, "module was freed");
-    const char *name = luaL_checkstring(L, 2);
-    const um_backend *be = um_find_backend(name);
-    if (!be) return luaL_error(L, "to: no device '%s' (not compiled in or not present)", name);
-    if (um_module_to(b->m, be) != UM_OK) return um_lua_raise(L, "to");
-    lua_settop(L, 1);
-    return 1;
-}
-
 static const luaL_Reg cuda_functions[] = {
     {"is_available", l_is_available}, {"device_count", l_device_count}, {"device_name", l_device_name},
     {"synchronize", l_synchronize},   {"memory", l_memory},             {"empty_cache", l_empty_cache},
-    {NULL, NULL}};
+    {"why_unavailable", l_why_unavailable}, {NULL, NULL}};
 
 /* Set methods[name] = f unless another part already defined it. */
 static void add_method(lua_State *L, int methods, const char *name, lua_CFunction f) {
@@ -113,7 +103,5 @@ void um_lua_open_cuda(lua_State *L, int module) {
         add_method(L, lua_gettop(L), "cpu", t_cpu);
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, module, "nn_core") == LUA_TTABLE && lua_getfield(L, -1, "methods") == LUA_TTABLE)
-        add_method(L, lua_gettop(L), "to", m_to);
     lua_settop(L, module);
 }

@@ -222,9 +222,8 @@ static int l_input_shape(lua_State *L) {
 static int l_to(lua_State *L) {
     um_module *m = check_module(L, 1);
     const char *name = luaL_checkstring(L, 2);
-    const um_backend *be = um_find_backend(name);
-    if (!be) return luaL_error(L, "to: no '%s' device here", name);
-    if (um_module_to(m, be)) return um_lua_raise(L, "to");
+    const um_backend *be;
+    if (um_backend_named(name, &be) || um_module_to(m, be)) return um_lua_raise(L, "to");
     lua_settop(L, 1);
     return 1;
 }

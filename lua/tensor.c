@@ -267,8 +267,8 @@ static int t_to_table(lua_State *L) {
 static int t_to(lua_State *L) {
     um_tensor *t = um_lua_check_tensor(L, 1);
     const char *name = luaL_checkstring(L, 2);
-    const um_backend *be = um_find_backend(name);
-    if (!be) return luaL_error(L, "to: no device '%s' (not compiled in or not present)", name);
+    const um_backend *be;
+    if (um_backend_named(name, &be)) return um_lua_raise(L, "to");
     if (be == um_backend_of(t)) {
         lua_settop(L, 1);
         return 1;

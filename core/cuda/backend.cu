@@ -203,3 +203,10 @@ extern "C" int um_cuda_synchronize(void) {
     UM_CU(cudaDeviceSynchronize());
     return UM_OK;
 }
+
+/* The table core/cuda_load.c asks for after loading this library. */
+extern "C" const um_cuda_api *um_cuda_entry(void) {
+    static const um_cuda_api table = {um_cuda_backend, um_cuda_device_count, um_cuda_device_name,
+                                      um_cuda_synchronize, um_cuda_memory, um_cuda_empty_cache};
+    return &table;
+}

@@ -1,22 +1,36 @@
-/* The CUDA backend's entry points for C code that must also link without it (CPU-only
- * builds, `make CUDA=0`): declared weak, so each is NULL there. Test before calling:
- *     const um_backend *be = um_cuda_backend ? um_cuda_backend() : NULL;
- * Most code should not need this header: um_find_backend("cuda") gives the backend, or
- * NULL when it is not compiled in or no device is present. */
+/* The CUDA backend as C code sees it. The .cu files of core/cuda/ are built into a library
+ * of their own, libumbra_cuda.so, linked with the CUDA runtime, cuBLAS and cuDNN;
+ * core/cuda_load.c loads it the first time something asks for "cuda", so that work on the
+ * CPU does not pay for those libraries (about 220 MB resident once loaded, and their
+ * start-up time). Most code
+ * should not need this header: um_find_backend("cuda") gives the backend, or NULL when the
+ * library is not built, cannot be loaded or finds no device. */
 #ifndef UM_CUDA_API_H
 #define UM_CUDA_API_H
 #include <stdint.h>
 #include "tensor.h"
 
-/* The backend, registered on first call; NULL when no CUDA device is present. */
-__attribute__((weak)) const um_backend *um_cuda_backend(void);
-__attribute__((weak)) int um_cuda_device_count(void);
-__attribute__((weak)) const char *um_cuda_device_name(void);
-/* Wait for all queued device work; a fault inside an earlier kernel is reported here. */
-__attribute__((weak)) int um_cuda_synchronize(void);
-/* Device bytes held by tensors, kept in the allocator's cache, and the peak in use. */
-__attribute__((weak)) void um_cuda_memory(int64_t *in_use, int64_t *cached, int64_t *peak);
-/* Give cached device memory back to the driver. */
-__attribute__((weak)) void um_cuda_empty_cache(void);
+typedef struct um_cuda_api {
+    /* The backend, registered on first call; NULL when no CUDA device is present. */
+    const um_backend *(*backend)(void);
+    int (*device_count)(void);
+    const char *(*device_name)(void);
+    /* Wait for all queued device work; a fault inside an earlier kernel is reported here. */
+    int (*synchronize)(void);
+    /* Device bytes held by tensors, kept in the allocator's cache, and the peak in use. */
+    void (*memory)(int64_t *in_use, int64_t *cached, int64_t *peak);
+    /* Give cached device memory back to the driver. */
+    void (*empty_cache)(void);
+} um_cuda_api;
+
+/* The library's entry points, loaded once; NULL when it is absent or fails to load. */
+const um_cuda_api *um_cuda(void);
+/* Why there is no "cuda" backend (the library's absence or load error, or no device);
+ * NULL when there is one. */
+const char *um_cuda_why_unavailable(void);
+
+/* What libumbra_cuda.so exports for the loader. */
+#define UM_CUDA_ENTRY "um_cuda_entry"
+typedef const um_cuda_api *(*um_cuda_entry_fn)(void);
 
 #endif

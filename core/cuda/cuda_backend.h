@@ -14,12 +14,13 @@ extern "C" {
 #include "alloc.h"
 #include "attack_ops.h"
 #include "backend.h"
+#include "cuda_api.h"
 #include "error.h"
 #include "nn_ops.h"
 #include "ops.h"
 #include "tensor.h"
 
-/* The public entry points (weakly declared for C callers in core/cuda/cuda_api.h). */
+/* The entry points, handed to core/cuda_load.c as a um_cuda_api table by um_cuda_entry. */
 const um_backend *um_cuda_backend(void);
 int um_cuda_device_count(void);
 int um_cuda_synchronize(void);

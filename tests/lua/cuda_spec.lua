@@ -48,13 +48,51 @@ describe("umbra.cuda everywhere", function()
       local ok, msg = pcall(t.cuda, t)
       assert.is_false(ok)
       assert.truthy(tostring(msg):find("no CUDA device", 1, true))
+      local why = cuda.why_unavailable()
+      assert.is_string(why)
+      assert.truthy(tostring(msg):find(why, 1, true))
       ok, msg = pcall(t.to, t, "cuda")
       assert.is_false(ok)
-      assert.truthy(tostring(msg):find("no device 'cuda'", 1, true))
+      assert.truthy(tostring(msg):find("no CUDA device (" .. why .. ")", 1, true))
       local net = small_net(1)
       ok, msg = pcall(net.to, net, "cuda")
       assert.is_false(ok)
-      assert.has_error(function() cuda.device("cuda") end)
+      assert.truthy(tostring(msg):find(why, 1, true))
+      ok, msg = pcall(cuda.device, "cuda")
+      assert.is_false(ok)
+      assert.truthy(tostring(msg):find(why, 1, true))
+   end)
+
+   -- The CUDA library (cuBLAS, cuDNN: ~220 MB resident) is loaded only when "cuda" is
+   -- asked for; checked in a fresh process, since this one may have asked already.
+   it("loads the CUDA library only when asked, and says why it cannot", function()
+      local exe = (os.getenv("UMBRA_BUILD") or "build") .. "/umbra"
+      local probe = [[
+         local umbra = require "umbra"
+         local function loaded()
+            local f = assert(io.open("/proc/self/maps"))
+            local maps = f:read("a")
+            f:close()
+            return maps:find("libumbra_cuda.so", 1, true) ~= nil
+         end
+         local m = require("models.lenet"){generator = umbra.Generator(1)}
+         m:forward(umbra.rand({2, 1, 28, 28}, umbra.Generator(2)))
+         io.write(tostring(loaded()), " ")
+         umbra.cuda.is_available()
+         io.write(tostring(loaded()), " ", tostring(umbra.cuda.why_unavailable()))]]
+      local p = io.popen(exe .. " -e '" .. probe .. "' 2>&1")
+      local out = p:read("a")
+      p:close()
+      local before, after = out:match("^(%a+) (%a+) ")
+      assert.are.equal("false", before, out)
+      -- loaded afterwards exactly when the build has the library (it may still find no device)
+      local built = not tostring(cuda.why_unavailable()):find("built without CUDA", 1, true)
+      assert.are.equal(tostring(built), after, out)
+      p = io.popen("UMBRA_CUDA_LIB=/no/such/lib.so " .. exe ..
+                   " -e 'print(require(\"umbra\").cuda.why_unavailable())' 2>&1")
+      out = p:read("a")
+      p:close()
+      assert.are.equal("UMBRA_CUDA_LIB=/no/such/lib.so: no such file\n", out)
    end)
 end)
 

@@ -1,4 +1,7 @@
-/* CPU batch normalisation over x viewed as (n, c, inner), OpenMP over channels.
+/* CPU batch normalisation over x viewed as (n, c, inner), OpenMP over channels. The
+ * element loops carry `omp simd`: GCC's -O2 vectoriser does not take loops that need a
+ * run-time aliasing check, and the scalar eval-mode backward was 12% of ResNetSmall's
+ * input-gradient time.
  * Channel statistics: one shifted pass, float within a row and double across rows.
  * Running statistics follow TensorFlow: running = momentum*running + (1-momentum)*batch,
  * and TF's fused kernel feeds the Bessel-corrected (unbiased) batch variance into
@@ -48,6 +51,7 @@ int um_cpu_batchnorm_forward_train(const um_tensor *x, const um_tensor *gamma, c
         for (int64_t i = 0; i < n; i++) {
             const float *row = xp + (i * c + ch) * inner;
             float *out = yp + (i * c + ch) * inner;
+#pragma omp simd
             for (int64_t j = 0; j < inner; j++) out[j] = row[j] * scale + shift;
         }
     }
@@ -67,6 +71,7 @@ int um_cpu_batchnorm_forward_eval(const um_tensor *x, const um_tensor *gamma, co
             float scale = (float)(gp[ch] * invstd), shift = (float)(bp[ch] - rm[ch] * gp[ch] * invstd);
             const float *row = xp + (i * c + ch) * inner;
             float *out = yp + (i * c + ch) * inner;
+#pragma omp simd
             for (int64_t j = 0; j < inner; j++) out[j] = row[j] * scale + shift;
         }
     return UM_OK;
@@ -108,6 +113,7 @@ int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_
             for (int64_t i = 0; i < n; i++) {
                 const float *xr = xp + (i * c + ch) * inner, *gr = gyp + (i * c + ch) * inner;
                 float *out = gxp + (i * c + ch) * inner;
+#pragma omp simd
                 for (int64_t j = 0; j < inner; j++)
                     out[j] = k * (gr[j] - mg - (xr[j] - mean) * invstd * mgx);
             }
@@ -115,6 +121,7 @@ int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_
             for (int64_t i = 0; i < n; i++) {
                 const float *gr = gyp + (i * c + ch) * inner;
                 float *out = gxp + (i * c + ch) * inner;
+#pragma omp simd
                 for (int64_t j = 0; j < inner; j++) out[j] = k * gr[j];
             }
         }

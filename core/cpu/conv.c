@@ -11,6 +11,7 @@
 #include <omp.h>
 #include <string.h>
 #include "error.h"
+#include "conv_taps.h"
 #include "nn_cpu.h"
 
 int um_cpu_blas_serial_begin(void) {
@@ -34,17 +35,17 @@ static int is_pointwise(const um_window2d *g) {
 
 /* The input gradient of a stride-1 convolution is itself a convolution: of gy, padded
  * by (kernel - 1 - padding) on each side, with the kernel flipped in space and its two
- * channel axes swapped. Computed that way, im2col of gy (long copies) and an sgemm write
- * gx directly, instead of an sgemm into a column matrix and col2im's read-add-write
- * passes over gx, one per kernel tap (the backward loop around col2im took 20% of
- * ResNetSmall's input-gradient time under perf, 3% after). It
- * moves c_out/c times the column data and its sgemm has c rows: with c_out = 2c
- * (LeNet conv2) it measured 35% slower, so it is used while c_out <= c. */
-static int transposed_input_grad(const um_window2d *g) {
+ * channel axes swapped ("transposable": when those paddings are not negative). Computed
+ * that way, gx is written directly, instead of an sgemm into a column matrix and col2im's
+ * read-add-write passes over gx, one per kernel tap (the backward loop around col2im took
+ * 20% of ResNetSmall's input-gradient time under perf, 3% after). With per-tap sgemms
+ * (conv_taps.c) that always pays; through im2col of gy it moves c_out/c times the column
+ * data, which with c_out = 2c measured 35% slower, so that way is taken while c_out <= c. */
+static int transposable(const um_window2d *g) {
     const int64_t pad_bottom = (g->oh - 1) + g->kh - g->h - g->pad_top;
     const int64_t pad_right = (g->ow - 1) + g->kw - g->w - g->pad_left;
-    return !is_pointwise(g) && g->sh == 1 && g->sw == 1 && g->c_out <= g->c && g->pad_top < g->kh &&
-           g->pad_left < g->kw && pad_bottom < g->kh && pad_right < g->kw;
+    return !is_pointwise(g) && g->sh == 1 && g->sw == 1 && g->pad_top < g->kh && g->pad_left < g->kw &&
+           pad_bottom < g->kh && pad_right < g->kw;
 }
 
 /* The window of that convolution: input gy (c_out, oh, ow), output gx (c, h, w). */
@@ -56,21 +57,50 @@ static um_window2d transposed_window(const um_window2d *g) {
     return t;
 }
 
-/* Per thread: a column buffer (K x P, or gy's column matrix when larger), a weight-
- * gradient partial (K x c_out, transposed) and a bias-gradient partial (c_out). */
-static int64_t per_thread(const um_window2d *g) {
-    int64_t col = col_rows(g) * col_cols(g);
-    if (transposed_input_grad(g)) {
-        um_window2d t = transposed_window(g);
-        if (col_rows(&t) * col_cols(&t) > col) col = col_rows(&t) * col_cols(&t);
+/* How each product is computed for window g. */
+typedef struct {
+    int fwd_taps;        /* forward by per-tap sgemms (else im2col) */
+    int w_taps;          /* weight gradient by per-tap sgemms (else im2col) */
+    int gx_taps;         /* input gradient as a per-tap convolution of gy */
+    int gx_im2col;       /* input gradient as an im2col convolution of gy */
+    um_window2d tg;      /* the window of that convolution (when either) */
+} conv_plan;
+
+static conv_plan plan_of(const um_window2d *g) {
+    conv_plan p = {0, 0, 0, 0, *g};
+    p.fwd_taps = !is_pointwise(g) && um_conv_taps_apply(g);
+    /* per-tap weight gradients are c x c_out sgemms over the whole image, one per tap:
+     * for 16 -> 16 channels (3x3, 32x32) the backward measured 8.6 ms against 9.9 through
+     * im2col (batch 128, 1 thread), for 32 -> 32 the same, for 64 -> 64 and LeNet's
+     * 32 -> 64 5x5 slower (8.9 against 7.8, 42 against 31) */
+    p.w_taps = p.fwd_taps && g->c <= 16 && g->c_out <= 16;
+    if (transposable(g)) {
+        p.tg = transposed_window(g);
+        p.gx_taps = um_conv_taps_apply(&p.tg);
+        p.gx_im2col = !p.gx_taps && g->c_out <= g->c;
     }
-    return col + g->c_out * col_rows(g) + g->c_out;
+    return p;
 }
 
-/* The per-thread blocks, then the flipped kernel (c x c_out*kh*kw) when it is used. */
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Per thread: scratch for whichever of the ways below are used (one at a time), then a
+ * weight-gradient partial (K x c_out, transposed) and a bias-gradient partial (c_out). */
+static int64_t per_thread(const um_window2d *g) {
+    const conv_plan p = plan_of(g);
+    int64_t scratch = 0;
+    if (p.fwd_taps) scratch = um_conv_taps_input_floats(g) + um_conv_taps_output_floats(g);
+    if (!is_pointwise(g) && !(p.fwd_taps && p.w_taps)) scratch = max64(scratch, col_rows(g) * col_cols(g));
+    if (p.gx_taps) scratch = max64(scratch, um_conv_taps_input_floats(&p.tg) + um_conv_taps_output_floats(&p.tg));
+    else if (p.gx_im2col) scratch = max64(scratch, col_rows(&p.tg) * col_cols(&p.tg));
+    else if (!is_pointwise(g)) scratch = max64(scratch, col_rows(g) * col_cols(g));   /* sgemm + col2im */
+    return scratch + g->c_out * col_rows(g) + g->c_out;
+}
+
+/* Shared after the per-thread blocks: the per-tap weights, the flipped kernel and its
+ * per-tap form, each c_out*c*kh*kw. */
 int64_t um_cpu_conv2d_workspace(const um_window2d *g) {
-    int64_t flipped = transposed_input_grad(g) ? g->c * g->c_out * g->kh * g->kw : 0;
-    return (int64_t)omp_get_max_threads() * per_thread(g) + flipped;
+    return (int64_t)omp_get_max_threads() * per_thread(g) + 3 * g->c * g->c_out * g->kh * g->kw;
 }
 
 /* wf[c][o][kh-1-i][kw-1-j] = w[o][c][i][j] */
@@ -276,14 +306,24 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
     const int pointwise = is_pointwise(g);
     int nt = image_threads(g->n);
     const int blocks = has_small_kernels();
+    const conv_plan plan = plan_of(g);
+    const int64_t T = per_thread(g);
+    float *wt = wk + (int64_t)omp_get_max_threads() * T;
+    if (plan.fwd_taps) um_conv_taps_weights(g, wp, wt);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < g->n; i++) {
         const float *xi = xp + i * g->c * g->h * g->w;
         float *yi = yp + i * O * P;
+        if (plan.fwd_taps) {
+            float *xpad = wk + (int64_t)omp_get_thread_num() * T;
+            um_conv_taps_pad(g, xi, xpad);
+            um_conv_taps_forward(g, wt, xpad, xpad + um_conv_taps_input_floats(g), yi, bp);
+            continue;
+        }
         const float *col = xi;
         if (!pointwise) {
-            float *buf = wk + (int64_t)omp_get_thread_num() * per_thread(g);
+            float *buf = wk + (int64_t)omp_get_thread_num() * T;
             im2col(g, xi, buf);
             col = buf;
         }
@@ -308,10 +348,14 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     const int pointwise = is_pointwise(g);
     int nt = image_threads(g->n);
     const int blocks = has_small_kernels();
-    const int transposed = gxp && transposed_input_grad(g);
-    const um_window2d tg = transposed_window(g);
-    float *wf = wk + (int64_t)omp_get_max_threads() * T;
-    if (transposed) flip_kernel(g, wp, wf);
+    const conv_plan plan = plan_of(g);
+    const um_window2d tg = plan.tg;
+    const int w_taps = gweight && plan.w_taps;
+    const int x_taps = gxp && plan.gx_taps, transposed = gxp && plan.gx_im2col;
+    const int64_t KO = g->c * g->c_out * g->kh * g->kw;
+    float *wf = wk + (int64_t)omp_get_max_threads() * T + KO, *wft = wf + KO;
+    if (x_taps || transposed) flip_kernel(g, wp, wf);
+    if (x_taps) um_conv_taps_weights(&tg, wf, wft);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
     int team = nt;   /* smaller than nt when called inside another parallel region */
 #pragma omp parallel num_threads(nt)
@@ -325,7 +369,11 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < g->n; i++) {
             const float *gyi = gyp + i * O * P;
-            if (gweight) {
+            if (w_taps) {
+                const float *xi = xp + i * g->c * g->h * g->w;
+                um_conv_taps_pad(g, xi, buf);
+                um_conv_taps_weight_grad(g, buf, gyi, buf + um_conv_taps_input_floats(g), gw_part);
+            } else if (gweight) {
                 const float *xi = xp + i * g->c * g->h * g->w, *col = xi;
                 if (!pointwise) { im2col(g, xi, buf); col = buf; }
                 /* transposed, gw_part (K x O) += col gy^T: 146 GFLOP/s where gy col^T ran
@@ -341,7 +389,11 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
                     for (int64_t p = 0; p < P; p++) s += row[p];
                     gb_part[o] += s;
                 }
-            if (transposed) {
+            if (x_taps) {
+                float *gxi = gxp + i * g->c * g->h * g->w;
+                um_conv_taps_pad(&tg, gyi, buf);
+                um_conv_taps_forward(&tg, wft, buf, buf + um_conv_taps_input_floats(&tg), gxi, NULL);
+            } else if (transposed) {
                 float *gxi = gxp + i * g->c * g->h * g->w;
                 const int64_t K2 = col_rows(&tg), P2 = col_cols(&tg);
                 im2col(&tg, gyi, buf);

@@ -100,6 +100,16 @@ START_TEST(grad_conv_stride1_input_grad_as_conv) {
 }
 END_TEST
 
+START_TEST(grad_conv_per_tap) {
+    /* from 8 channels in and out, stride 1 runs one sgemm per kernel tap (conv_taps.c) */
+    check_conv((um_conv2d_config){.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .padding = UM_PAD_SAME, .bias = 1},
+               2, 4, 5);
+    check_conv((um_conv2d_config){.c_in = 8, .c_out = 10, .kh = 2, .kw = 3, .padding = UM_PAD_EXPLICIT,
+                                  .pad = {1, 0, 2, 1}},
+               1, 3, 4);
+}
+END_TEST
+
 START_TEST(grad_conv_tiny_inputs) {
     /* kernel taps whose rows all fall in the padding: a 1-row input under 2x2 and 3x3
      * `same` kernels (forward and the input gradient as a convolution), and 4x4 `same`
@@ -297,6 +307,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, grad_conv_same_stride2);
     tcase_add_test(tc, grad_conv_explicit_valid);
     tcase_add_test(tc, grad_conv_stride1_input_grad_as_conv);
+    tcase_add_test(tc, grad_conv_per_tap);
     tcase_add_test(tc, grad_conv_tiny_inputs);
     tcase_add_test(tc, grad_conv_batch_not_multiple_of_threads);
     tcase_add_test(tc, grad_maxpool);

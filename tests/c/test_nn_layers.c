@@ -93,8 +93,9 @@ START_TEST(conv_bias_and_explicit_padding) {
 }
 END_TEST
 
-/* The fast paths (shifted copies for stride 1, pointwise, per-image threads) against a
- * direct double-precision convolution, forward and all three gradients. */
+/* The fast paths (shifted copies for stride 1, pointwise, per-image threads, and from 8
+ * channels in and out one sgemm per kernel tap) against a direct double-precision
+ * convolution, forward and all three gradients. */
 static void naive_conv(const um_conv2d_config *k, const um_tensor *x, const float *w, const float *b,
                        const um_tensor *gy, int64_t pt, int64_t pl, int64_t oh, int64_t ow,
                        double *y, double *gx, double *gw, double *gb) {
@@ -140,8 +141,21 @@ START_TEST(conv_matches_direct_reference) {
         {.c_in = 2, .c_out = 2, .kh = 2, .kw = 3, .sh = 1, .sw = 2, .padding = UM_PAD_EXPLICIT, .pad = {2, 1, 0, 3}},
         {.c_in = 3, .c_out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
         {.c_in = 5, .c_out = 3, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
+        /* per-tap sgemms: symmetric and asymmetric `same`, explicit (one side wider than
+         * the kernel: input gradient the other way), `valid`, a padded 1x1, a 1-row input */
+        {.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+        {.c_in = 8, .c_out = 12, .kh = 2, .kw = 4, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
+        {.c_in = 12, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {0, 2, 2, 0}},
+        {.c_in = 9, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {3, 0, 1, 3}},
+        {.c_in = 8, .c_out = 9, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
+        {.c_in = 8, .c_out = 8, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {1, 0, 0, 1}},
+        {.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
+        /* per-tap forward and input gradient, weight gradient through im2col (> 16 channels) */
+        {.c_in = 20, .c_out = 9, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
     };
-    const int64_t sizes[][3] = {{3, 6, 7}, {2, 5, 4}, {4, 7, 6}, {1, 4, 6}, {3, 5, 5}, {2, 6, 5}, {3, 3, 4}};
+    const int64_t sizes[][3] = {{3, 6, 7}, {2, 5, 4}, {4, 7, 6}, {1, 4, 6}, {3, 5, 5}, {2, 6, 5}, {3, 3, 4},
+                                {3, 6, 7}, {2, 5, 6}, {1, 4, 6}, {2, 5, 4}, {3, 6, 5}, {2, 3, 4}, {3, 1, 3},
+                                {3, 4, 5}};
     for (size_t t = 0; t < sizeof cfgs / sizeof cfgs[0]; t++) {
         um_module *m = NULL;
         ck_ok(um_conv2d_new(&m, &cfgs[t], &gen));

@@ -48,13 +48,16 @@ def pgd(model, z, eps=0.3, steps=40, step=0.0075):
     with torch.no_grad():
         best, best_obj = z.clone(), log_max_conf(model(z))
     for i in range(steps + 1):
-        x.requires_grad_(True)
-        obj = log_max_conf(model(x))
-        g, = torch.autograd.grad(obj.sum(), x)
+        last = i == steps   # the last iterate is only scored: no gradient, as in umbra
+        x.requires_grad_(not last)
+        with torch.set_grad_enabled(not last):
+            obj = log_max_conf(model(x))
+        if not last:
+            g, = torch.autograd.grad(obj.sum(), x)
         with torch.no_grad():
             better = obj > best_obj
             best[better] = x[better]; best_obj = torch.where(better, obj, best_obj)
-            if i == steps: break
+            if last: break
             x = x + step * g.sign()
             x = z + (x.clamp(0, 1) - z).clamp(-eps, eps)
     model.train()

@@ -1,9 +1,10 @@
-/* CPU 2-D convolution: im2col per image, then OpenBLAS sgemms per image, with OpenMP
- * over the images of the batch (each thread owns a column buffer and a private weight-
- * gradient accumulator, summed in a fixed order). Per image the column matrix stays in
- * L2; chunks of images as one wider sgemm measured no faster. Against a serial loop of
- * 2-thread sgemms it measured equal forward and faster input gradients; batches smaller
- * than the thread count use the threaded sgemm. Each product is laid out the way
+/* CPU 2-D convolution: per image, im2col then OpenBLAS sgemms, or for stride-1 kernels of
+ * up to 9 taps with 8+ channels one sgemm per tap without a column matrix (conv_taps.c);
+ * OpenMP over the images of the batch (each thread owns its scratch and a private
+ * weight-gradient accumulator, summed in a fixed order). Per image the column matrix
+ * stays in L2; chunks of images as one wider sgemm measured no faster. Against a serial
+ * loop of 2-thread sgemms it measured equal forward and faster input gradients; batches
+ * smaller than the thread count use the threaded sgemm. Each product is laid out the way
  * OpenBLAS runs fastest for thin convolutions (see gemm_cols, the transposed weight
  * gradient, and the input gradient as a convolution). */
 #include <cblas.h>
@@ -97,10 +98,22 @@ static int64_t per_thread(const um_window2d *g) {
     return scratch + g->c_out * col_rows(g) + g->c_out;
 }
 
-/* Shared after the per-thread blocks: the per-tap weights, the flipped kernel and its
- * per-tap form, each c_out*c*kh*kw. */
+/* Shared after the per-thread blocks, each c_out*c*kh*kw when used: the per-tap weights
+ * (wt), the flipped kernel (wf) and its per-tap form (wft). */
+static float *shared_part(const um_window2d *g, const conv_plan *p, float *work, char which) {
+    const int64_t KO = g->c * g->c_out * g->kh * g->kw;
+    float *at = work + (int64_t)omp_get_max_threads() * per_thread(g);
+    if (which == 't') return at;
+    at += p->fwd_taps ? KO : 0;
+    if (which == 'f') return at;
+    return at + KO;   /* 'F': after wf */
+}
+
 int64_t um_cpu_conv2d_workspace(const um_window2d *g) {
-    return (int64_t)omp_get_max_threads() * per_thread(g) + 3 * g->c * g->c_out * g->kh * g->kw;
+    const conv_plan p = plan_of(g);
+    const int64_t KO = g->c * g->c_out * g->kh * g->kw;
+    const int64_t shared = KO * (p.fwd_taps + (p.gx_taps || p.gx_im2col) + p.gx_taps);
+    return (int64_t)omp_get_max_threads() * per_thread(g) + shared;
 }
 
 /* wf[c][o][kh-1-i][kw-1-j] = w[o][c][i][j] */
@@ -308,7 +321,7 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
     const int blocks = has_small_kernels();
     const conv_plan plan = plan_of(g);
     const int64_t T = per_thread(g);
-    float *wt = wk + (int64_t)omp_get_max_threads() * T;
+    float *wt = shared_part(g, &plan, wk, 't');
     if (plan.fwd_taps) um_conv_taps_weights(g, wp, wt);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -352,8 +365,7 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     const um_window2d tg = plan.tg;
     const int w_taps = gweight && plan.w_taps;
     const int x_taps = gxp && plan.gx_taps, transposed = gxp && plan.gx_im2col;
-    const int64_t KO = g->c * g->c_out * g->kh * g->kw;
-    float *wf = wk + (int64_t)omp_get_max_threads() * T + KO, *wft = wf + KO;
+    float *wf = shared_part(g, &plan, wk, 'f'), *wft = shared_part(g, &plan, wk, 'F');
     if (x_taps || transposed) flip_kernel(g, wp, wf);
     if (x_taps) um_conv_taps_weights(&tg, wf, wft);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;

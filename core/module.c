@@ -234,9 +234,9 @@ static int run_forward(um_module *m, um_tensor *x, int top) {
     return UM_OK;
 }
 
-static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
+/* What a backward of m with input x and output gradient gy needs: a forward of that shape. */
+static int check_backward(um_module *m, um_tensor *x, um_tensor *gy) {
     char a[64], b[64];
-    if (!(flags & UM_GRAD_INPUT) && !um_module_has_params(m)) return UM_OK;
     if (!m->output || m->in_ndim < 0)
         return um_fail(UM_EINVAL, "%s: backward before forward", m->ops->type);
     int rc = um_module_check_input(m, x, "input");
@@ -248,7 +248,13 @@ static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     if (!um_same_shape(gy, m->output))
         return um_fail(UM_EINVAL, "%s: output gradient is %s but the output is %s", m->ops->type,
                        um_shape_str(gy, a, sizeof a), um_shape_str(m->output, b, sizeof b));
-    return m->ops->backward(m, x, gy, flags);
+    return UM_OK;
+}
+
+static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
+    if (!(flags & UM_GRAD_INPUT) && !um_module_has_params(m)) return UM_OK;
+    int rc = check_backward(m, x, gy);
+    return rc ? rc : m->ops->backward(m, x, gy, flags);
 }
 
 int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
@@ -294,6 +300,17 @@ int um_module_child_backward(um_module *m, int i, um_tensor *x, um_tensor *gy, i
     path_prefixed = 0;
     int rc = run_backward(m->children[i], x, gy, flags);
     return rc ? child_fail(m, i, rc) : UM_OK;
+}
+
+int um_module_child_fold_backward(um_module *m, int i, um_tensor *x_prev, um_tensor *gy) {
+    um_module *c = i > 0 ? m->children[i] : NULL, *prev = i > 0 ? m->children[i - 1] : NULL;
+    if (!c || !c->ops->fold_backward || um_module_has_params(prev) || !prev->output) return UM_NOT_FOLDED;
+    path_prefixed = 0;
+    int rc = check_backward(prev, x_prev, prev->output);
+    if (rc) return child_fail(m, i - 1, rc);
+    if ((rc = check_backward(c, prev->output, gy))) return child_fail(m, i, rc);
+    rc = c->ops->fold_backward(c, prev, x_prev, gy);
+    return rc < 0 ? child_fail(m, i, rc) : rc;
 }
 
 int um_module_child_out_shape(const um_module *m, int i, int ndim, const int64_t *in, int *ondim, int64_t *out) {

@@ -38,6 +38,10 @@ struct um_nn_ops {
      * Max-pool backward finds the arg-max again from x (first maximum wins). */
     int (*maxpool2d_forward)(const um_window2d *g, const um_tensor *x, um_tensor *y);
     int (*maxpool2d_backward)(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx);
+    /* Optional (NULL where not offered): max-pool backward with the ReLU before it folded
+     * in. x is the ReLU's output; a window's gradient reaches its first maximum only when
+     * that maximum is > 0, so gx is the gradient at the ReLU's input. */
+    int (*maxpool2d_relu_backward)(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx);
     int (*avgpool2d_forward)(const um_window2d *g, const um_tensor *x, um_tensor *y);
     int (*avgpool2d_backward)(const um_window2d *g, const um_tensor *gy, um_tensor *gx);
 

@@ -2,6 +2,7 @@
  * TensorFlow's sense: padding cells are ignored, so avg-pool divides by the count of real
  * cells) and GlobalAvgPool ((n, c, h, w) -> (n, c), the mean over h and w). */
 #include <stdio.h>
+#include <string.h>
 #include "backend.h"
 #include "error.h"
 #include "layers.h"
@@ -70,6 +71,23 @@ static int pool_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
                      : be->nn->avgpool2d_backward(&g, gy, m->grad_input);
 }
 
+/* ReLU then MaxPool2d: the gradient at the ReLU's input in one pass over the pool's input
+ * (the ReLU's output), instead of max-pool backward writing the gradient at the ReLU's
+ * output and ReLU backward masking it in a second pass. The same arg-max and the same
+ * numbers: ReLU's output at a maximum is > 0 exactly where its input is. */
+static int maxpool_fold_backward(um_module *m, um_module *prev, um_tensor *x_prev, um_tensor *gy) {
+    pool_module *p = (pool_module *)m;
+    const um_backend *be = um_backend_of(gy);
+    um_tensor *y = prev->output;   /* the ReLU's output, this pool's input */
+    um_window2d g;
+    if (strcmp(prev->ops->type, "ReLU") != 0 || !be->nn->maxpool2d_relu_backward) return UM_NOT_FOLDED;
+    int rc = pool_geometry(p, y->ndim, y->size, &g);
+    if (!rc) rc = um_module_buffer(&prev->grad_input, x_prev->ndim, x_prev->size, be);
+    if (!rc) rc = be->nn->maxpool2d_relu_backward(&g, y, gy, prev->grad_input);
+    if (!rc) um_module_set_grad_input(m, NULL);   /* not computed: no stale gradient */
+    return rc;
+}
+
 static void pool_describe(const um_module *m, char *buf, size_t n) {
     const pool_module *p = (const pool_module *)m;
     snprintf(buf, n, "%s(%lldx%lld, stride %lldx%lld, %s)", m->ops->type, (long long)p->kh, (long long)p->kw,
@@ -82,6 +100,7 @@ static const um_module_ops maxpool_ops = {
     .forward = pool_forward,
     .backward = pool_backward,
     .describe = pool_describe,
+    .fold_backward = maxpool_fold_backward,
 };
 
 static const um_module_ops avgpool_ops = {

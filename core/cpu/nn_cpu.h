@@ -18,6 +18,7 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
 
 int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y);
 int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx);
+int um_cpu_maxpool2d_relu_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx);
 int um_cpu_avgpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y);
 int um_cpu_avgpool2d_backward(const um_window2d *g, const um_tensor *gy, um_tensor *gx);
 

@@ -119,6 +119,7 @@ const struct um_nn_ops um_cpu_nn_ops = {
     .conv2d_backward = um_cpu_conv2d_backward,
     .maxpool2d_forward = um_cpu_maxpool2d_forward,
     .maxpool2d_backward = um_cpu_maxpool2d_backward,
+    .maxpool2d_relu_backward = um_cpu_maxpool2d_relu_backward,
     .avgpool2d_forward = um_cpu_avgpool2d_forward,
     .avgpool2d_backward = um_cpu_avgpool2d_backward,
     .batchnorm_forward_train = um_cpu_batchnorm_forward_train,

@@ -46,7 +46,9 @@ static void maxpool_forward_2x2(const um_window2d *g, const float *xp, float *yp
 
 /* The gradient goes to the first maximum of each window (as the general loop) and every
  * other cell gets zero, without branches. */
-static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const float *gyp, float *gxp) {
+/* relu: only windows whose maximum is > 0 pass their gradient on (the ReLU before the
+ * pool folded in; x is then the ReLU's output). */
+static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const float *gyp, float *gxp, int relu) {
     const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++)
@@ -63,7 +65,8 @@ static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const fl
                 int sc = c > m;
                 m = sc ? c : m;
                 int sd = d > m;
-                float v = gy[ox];
+                m = sd ? d : m;
+                float v = relu && !(m > 0.0f) ? 0.0f : gy[ox];
                 g1[2 * ox + 1] = sd ? v : 0.0f;
                 g1[2 * ox] = (!sd && sc) ? v : 0.0f;
                 g0[2 * ox + 1] = (!sd && !sc && sb) ? v : 0.0f;
@@ -105,7 +108,7 @@ int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor
 
 /* Windows that tile the input (window == stride, LeNet's 2x2 pools): every cell belongs
  * to at most one window, so each is written once instead of zeroed and accumulated. */
-static void maxpool_backward_tiled(const um_window2d *g, const float *xp, const float *gyp, float *gxp) {
+static void maxpool_backward_tiled(const um_window2d *g, const float *xp, const float *gyp, float *gxp, int relu) {
     const int64_t planes = g->n * g->c;
     const int covered = (g->oh * g->sh - g->pad_top >= g->h) && (g->ow * g->sw - g->pad_left >= g->w) &&
                         g->pad_top == 0 && g->pad_left == 0;
@@ -128,22 +131,22 @@ static void maxpool_backward_tiled(const um_window2d *g, const float *xp, const 
                         if (v > m) { m = v; best = iy * g->w + ix; }
                         gxi[iy * g->w + ix] = 0.0f;
                     }
-                gxi[best] = gyi[oy * g->ow + ox];
+                gxi[best] = relu && !(m > 0.0f) ? 0.0f : gyi[oy * g->ow + ox];
             }
         }
     }
 }
 
-int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx) {
+static int maxpool_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx, int relu) {
     const float *xp = um_f32(x), *gyp = um_f32(gy);
     float *gxp = um_f32(gx);
     const int64_t planes = g->n * g->c;
     if (is_tiled_2x2(g)) {
-        maxpool_backward_2x2(g, xp, gyp, gxp);
+        maxpool_backward_2x2(g, xp, gyp, gxp, relu);
         return UM_OK;
     }
     if (g->kh == g->sh && g->kw == g->sw) {
-        maxpool_backward_tiled(g, xp, gyp, gxp);
+        maxpool_backward_tiled(g, xp, gyp, gxp, relu);
         return UM_OK;
     }
 #pragma omp parallel for schedule(static)
@@ -163,11 +166,19 @@ int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um
                         float v = xi[iy * g->w + ix];
                         if (v > m || best < 0) { m = v; best = iy * g->w + ix; }
                     }
-                if (best >= 0) gxi[best] += gyi[oy * g->ow + ox];
+                if (best >= 0 && (!relu || m > 0.0f)) gxi[best] += gyi[oy * g->ow + ox];
             }
         }
     }
     return UM_OK;
+}
+
+int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx) {
+    return maxpool_backward(g, x, gy, gx, 0);
+}
+
+int um_cpu_maxpool2d_relu_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx) {
+    return maxpool_backward(g, x, gy, gx, 1);
 }
 
 int um_cpu_avgpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y) {

@@ -327,6 +327,71 @@ START_TEST(views_do_not_pin_buffers_across_batch_sizes) {
 }
 END_TEST
 
+/* conv, ReLU, max-pool three times (2x2 tiling exactly, 3x3 stride 2 `same`, 2x2 stride 2
+ * `same` on an odd size: the three max-pool kernels), from generator seed; with an
+ * Identity between each ReLU and its pool when apart, which keeps them from folding. */
+static um_module *relu_pool_net(uint64_t seed, int apart) {
+    um_generator_init(&gen, seed);
+    um_module *net = NULL, *m = NULL;
+    const int64_t pools[3][3] = {{2, 2, UM_PAD_SAME}, {3, 2, UM_PAD_SAME}, {2, 2, UM_PAD_SAME}};
+    const int64_t widths[4] = {2, 3, 4, 2};
+    ck_ok(um_sequential_new(&net));
+    for (int b = 0; b < 3; b++) {
+        ck_ok(conv(&m, widths[b], widths[b + 1], 1));
+        ck_ok(add(net, NULL, m));
+        ck_ok(um_relu_new(&m));
+        ck_ok(add(net, NULL, m));
+        if (apart) {
+            ck_ok(um_identity_new(&m));
+            ck_ok(add(net, NULL, m));
+        }
+        ck_ok(um_maxpool2d_new(&m, pools[b][0], pools[b][0], pools[b][1], pools[b][1], (um_padding)pools[b][2]));
+        ck_ok(add(net, NULL, m));
+    }
+    return net;
+}
+
+/* The folded ReLU + max-pool backward gives exactly the numbers of the two backwards,
+ * input and parameter gradients, and leaves no stale gradient in the pools. */
+START_TEST(relu_maxpool_fold_matches_two_backwards) {
+    um_module *folded = relu_pool_net(5, 0), *apart = relu_pool_net(5, 1);
+    um_tensor *x = gc_tensor(4, (int64_t[]){3, 2, 20, 20}), *ya, *yb, *ga, *gb;
+    gc_fill(x, 9, -1, 1, 0);   /* about half the ReLU inputs negative, some whole windows */
+    ck_ok(um_module_forward(folded, x, &ya));
+    ck_ok(um_module_forward(apart, x, &yb));
+    ck_assert_int_eq(memcmp(um_f32(ya), um_f32(yb), sizeof(float) * (size_t)um_numel(ya)), 0);
+    um_tensor *gy = gc_tensor(ya->ndim, ya->size);
+    gc_fill(gy, 10, -1, 1, 0);
+    for (int pass = 0; pass < 2; pass++) {   /* with parameter gradients, then input only */
+        ck_ok(um_module_zero_grad(folded));
+        ck_ok(um_module_zero_grad(apart));
+        if (pass == 0) {
+            ck_ok(um_module_backward(folded, x, gy, &ga));
+            ck_ok(um_module_backward(apart, x, gy, &gb));
+        } else {
+            ck_ok(um_module_backward_input(folded, x, gy, &ga));
+            ck_ok(um_module_backward_input(apart, x, gy, &gb));
+        }
+        ck_assert_int_eq(memcmp(um_f32(ga), um_f32(gb), sizeof(float) * (size_t)um_numel(ga)), 0);
+        for (int b = 0; b < 3; b++) {
+            um_module *ca = um_module_child(folded, 3 * b), *cb = um_module_child(apart, 4 * b);
+            ck_assert_int_eq(memcmp(um_f32(ca->grads[0]), um_f32(cb->grads[0]),
+                                    sizeof(float) * (size_t)um_numel(ca->grads[0])), 0);
+            ck_assert_ptr_null(um_module_child(folded, 3 * b + 2)->grad_input);
+            ck_assert_ptr_nonnull(um_module_child(apart, 4 * b + 3)->grad_input);
+        }
+    }
+    double nz = 0;
+    for (int64_t i = 0; i < um_numel(ga); i++) nz += um_f32(ga)[i] != 0.0f;
+    ck_assert(nz > 0);
+    um_tensor_release(x);
+    um_tensor_release(gy);
+    um_module_release(folded);
+    um_module_release(apart);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
 START_TEST(warm_step_allocates_nothing) { warm_steps(4); }
 END_TEST
 
@@ -380,6 +445,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, train_eval_and_zero_grad);
     tcase_add_test(tc, warm_step_allocates_nothing);
     tcase_add_test(tc, warm_alternating_batches_allocate_nothing);
+    tcase_add_test(tc, relu_maxpool_fold_matches_two_backwards);
     tcase_add_test(tc, views_do_not_pin_buffers_across_batch_sizes);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(s, tc);

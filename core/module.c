@@ -302,14 +302,14 @@ int um_module_child_backward(um_module *m, int i, um_tensor *x, um_tensor *gy, i
     return rc ? child_fail(m, i, rc) : UM_OK;
 }
 
-int um_module_child_fold_backward(um_module *m, int i, um_tensor *x_prev, um_tensor *gy) {
+int um_module_child_fold_backward(um_module *m, int i, um_tensor *x_prev, um_tensor *gy, int flags) {
     um_module *c = i > 0 ? m->children[i] : NULL, *prev = i > 0 ? m->children[i - 1] : NULL;
-    if (!c || !c->ops->fold_backward || um_module_has_params(prev) || !prev->output) return UM_NOT_FOLDED;
+    if (!c || !c->ops->fold_backward || !prev->output) return UM_NOT_FOLDED;
     path_prefixed = 0;
     int rc = check_backward(prev, x_prev, prev->output);
     if (rc) return child_fail(m, i - 1, rc);
     if ((rc = check_backward(c, prev->output, gy))) return child_fail(m, i, rc);
-    rc = c->ops->fold_backward(c, prev, x_prev, gy);
+    rc = c->ops->fold_backward(c, prev, x_prev, gy, flags | UM_GRAD_INPUT);
     return rc < 0 ? child_fail(m, i, rc) : rc;
 }
 

@@ -33,11 +33,13 @@ typedef struct um_module_ops {
      * stale aliases first, so that the owners can reshape their buffers in place. */
     int aliases;
     /* Optional: the input gradient of prev and of m in one pass, where prev runs just
-     * before m in a Sequential (m's input is prev's output; x_prev is prev's input).
-     * Returns UM_OK with prev->grad_input set and m->grad_input dropped, or UM_NOT_FOLDED,
-     * having touched nothing, when it cannot (another kind of prev, or a backend without
-     * the fused kernel); the Sequential then runs the two backwards. */
-    int (*fold_backward)(um_module *m, um_module *prev, um_tensor *x_prev, um_tensor *gy);
+     * before m in a Sequential (m's input is prev's output; x_prev is prev's input;
+     * flags: what prev's backward would be asked for, UM_GRAD_INPUT always). Returns
+     * UM_OK with prev->grad_input set (m->grad_input, the gradient between the two, is not
+     * computed and keeps its buffer for the passes that are not folded), or UM_NOT_FOLDED,
+     * having touched nothing, when it cannot (another kind of prev, parameter gradients
+     * wanted, a backend without the fused kernel); the Sequential then runs the two. */
+    int (*fold_backward)(um_module *m, um_module *prev, um_tensor *x_prev, um_tensor *gy, int flags);
 } um_module_ops;
 
 #define UM_NOT_FOLDED 1
@@ -121,9 +123,9 @@ int um_module_buffer(um_tensor **buf, int ndim, const int64_t *size, const um_ba
 /* Run child i (forward / backward), prefixing its path to any error message. */
 int um_module_child_forward(um_module *m, int i, um_tensor *x);
 int um_module_child_backward(um_module *m, int i, um_tensor *x, um_tensor *gy, int flags);
-/* Input gradients of children i-1 and i in one pass (ops->fold_backward of child i), when
- * child i-1 has no parameters; UM_NOT_FOLDED when they cannot be, else as above. */
-int um_module_child_fold_backward(um_module *m, int i, um_tensor *x_prev, um_tensor *gy);
+/* Input gradients of children i-1 and i in one pass (ops->fold_backward of child i, with
+ * flags for child i-1); UM_NOT_FOLDED when they cannot be, else as above. */
+int um_module_child_fold_backward(um_module *m, int i, um_tensor *x_prev, um_tensor *gy, int flags);
 /* Shape check of child i with the same error prefixing. */
 int um_module_child_out_shape(const um_module *m, int i, int ndim, const int64_t *in, int *ondim, int64_t *out);
 /* Common argument checks: float32, contiguous, same backend as the module's parameters. */

@@ -4,6 +4,7 @@
  * evaluation mode uses the running statistics. Parameters weight (gamma) and bias (beta);
  * buffers running_mean and running_var. */
 #include <stdio.h>
+#include <string.h>
 #include "backend.h"
 #include "error.h"
 #include "layers.h"
@@ -70,6 +71,19 @@ static int bn_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     return be->nn->batchnorm_backward(x, gy, m->params[0], sa, sb, b->eps, b->fwd_training,
                                       (flags & UM_GRAD_INPUT) ? m->grad_input : NULL, params ? m->grads[0] : NULL,
                                       params ? m->grads[1] : NULL, n, c, inner);
+}
+
+int um_batchnorm_relu_fold_backward(um_module *relu, um_module *bn, um_tensor *x, um_tensor *gy, int flags) {
+    bn_module *b = (bn_module *)bn;
+    const um_backend *be = um_backend_of(gy);
+    if (strcmp(bn->ops->type, "BatchNorm2d") != 0 || (flags & UM_GRAD_PARAMS) || b->fwd_training ||
+        !be->nn->batchnorm_relu_backward_eval)
+        return UM_NOT_FOLDED;
+    int rc = um_module_buffer(&bn->grad_input, x->ndim, x->size, be);
+    if (!rc)
+        rc = be->nn->batchnorm_relu_backward_eval(relu->output, gy, bn->params[0], bn->buffers[1], b->eps,
+                                                  bn->grad_input, x->size[0], b->channels, inner_size(x));
+    return rc;
 }
 
 static void bn_describe(const um_module *m, char *buf, size_t n) {

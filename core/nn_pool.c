@@ -75,17 +75,16 @@ static int pool_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
  * (the ReLU's output), instead of max-pool backward writing the gradient at the ReLU's
  * output and ReLU backward masking it in a second pass. The same arg-max and the same
  * numbers: ReLU's output at a maximum is > 0 exactly where its input is. */
-static int maxpool_fold_backward(um_module *m, um_module *prev, um_tensor *x_prev, um_tensor *gy) {
+static int maxpool_fold_backward(um_module *m, um_module *prev, um_tensor *x_prev, um_tensor *gy, int flags) {
     pool_module *p = (pool_module *)m;
     const um_backend *be = um_backend_of(gy);
     um_tensor *y = prev->output;   /* the ReLU's output, this pool's input */
     um_window2d g;
+    (void)flags;   /* a ReLU has no parameters */
     if (strcmp(prev->ops->type, "ReLU") != 0 || !be->nn->maxpool2d_relu_backward) return UM_NOT_FOLDED;
     int rc = pool_geometry(p, y->ndim, y->size, &g);
     if (!rc) rc = um_module_buffer(&prev->grad_input, x_prev->ndim, x_prev->size, be);
-    if (!rc) rc = be->nn->maxpool2d_relu_backward(&g, y, gy, prev->grad_input);
-    if (!rc) um_module_set_grad_input(m, NULL);   /* not computed: no stale gradient */
-    return rc;
+    return rc ? rc : be->nn->maxpool2d_relu_backward(&g, y, gy, prev->grad_input);
 }
 
 static void pool_describe(const um_module *m, char *buf, size_t n) {

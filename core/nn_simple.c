@@ -31,6 +31,7 @@ static int relu_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
 
 static const um_module_ops relu_ops = {
     .type = "ReLU", .out_shape = same_out_shape, .forward = relu_forward, .backward = relu_backward,
+    .fold_backward = um_batchnorm_relu_fold_backward,
 };
 
 int um_relu_new(um_module **out) { return um_module_create(out, sizeof(um_module), &relu_ops); }

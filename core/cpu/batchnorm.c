@@ -128,3 +128,21 @@ int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_
     }
     return UM_OK;
 }
+
+int um_cpu_batchnorm_relu_backward_eval(const um_tensor *y, const um_tensor *gy, const um_tensor *gamma,
+                                        const um_tensor *running_var, double eps, um_tensor *gx,
+                                        int64_t n, int64_t c, int64_t inner) {
+    const float *yp = um_f32(y), *gyp = um_f32(gy), *gp = um_f32(gamma), *rv = um_f32(running_var);
+    float *gxp = um_f32(gx);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            /* as the eval branch of um_cpu_batchnorm_backward, applied to ReLU's gradient */
+            const float k = gp[ch] * (float)(1.0 / sqrt((double)rv[ch] + eps));
+            const float *yr = yp + (i * c + ch) * inner, *gr = gyp + (i * c + ch) * inner;
+            float *out = gxp + (i * c + ch) * inner;
+#pragma omp simd
+            for (int64_t j = 0; j < inner; j++) out[j] = k * (yr[j] > 0.0f ? gr[j] : 0.0f);
+        }
+    return UM_OK;
+}

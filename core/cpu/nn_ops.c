@@ -125,6 +125,7 @@ const struct um_nn_ops um_cpu_nn_ops = {
     .batchnorm_forward_train = um_cpu_batchnorm_forward_train,
     .batchnorm_forward_eval = um_cpu_batchnorm_forward_eval,
     .batchnorm_backward = um_cpu_batchnorm_backward,
+    .batchnorm_relu_backward_eval = um_cpu_batchnorm_relu_backward_eval,
     .relu_forward = relu_forward,
     .relu_backward = relu_backward,
     .add = add,

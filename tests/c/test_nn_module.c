@@ -352,7 +352,7 @@ static um_module *relu_pool_net(uint64_t seed, int apart) {
 }
 
 /* The folded ReLU + max-pool backward gives exactly the numbers of the two backwards,
- * input and parameter gradients, and leaves no stale gradient in the pools. */
+ * input and parameter gradients; the pools never compute (or allocate) their own. */
 START_TEST(relu_maxpool_fold_matches_two_backwards) {
     um_module *folded = relu_pool_net(5, 0), *apart = relu_pool_net(5, 1);
     um_tensor *x = gc_tensor(4, (int64_t[]){3, 2, 20, 20}), *ya, *yb, *ga, *gb;
@@ -384,6 +384,78 @@ START_TEST(relu_maxpool_fold_matches_two_backwards) {
     double nz = 0;
     for (int64_t i = 0; i < um_numel(ga); i++) nz += um_f32(ga)[i] != 0.0f;
     ck_assert(nz > 0);
+    um_tensor_release(x);
+    um_tensor_release(gy);
+    um_module_release(folded);
+    um_module_release(apart);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+/* BN, ReLU, conv twice (a batch norm first, as in ResNetSmall's pre-activation units), with
+ * an Identity between each BN and ReLU when apart; gammas of both signs. */
+static um_module *bn_relu_net(uint64_t seed, int apart) {
+    um_generator_init(&gen, seed);
+    um_module *net = NULL, *m = NULL;
+    ck_ok(um_sequential_new(&net));
+    for (int b = 0; b < 2; b++) {
+        ck_ok(um_batchnorm2d_new(&m, 3, 0.9, 1e-3));
+        gc_fill(m->params[0], 20 + b, -1.5, 1.5, 0);
+        gc_fill(m->params[1], 30 + b, -0.5, 0.5, 0);
+        ck_ok(add(net, NULL, m));
+        if (apart) {
+            ck_ok(um_identity_new(&m));
+            ck_ok(add(net, NULL, m));
+        }
+        ck_ok(um_relu_new(&m));
+        ck_ok(add(net, NULL, m));
+        ck_ok(conv(&m, 3, 3, 1));
+        ck_ok(add(net, NULL, m));
+    }
+    return net;
+}
+
+/* In evaluation mode the input gradient through BN then ReLU is taken in one pass, with
+ * exactly the numbers of the two backwards; training mode and parameter gradients keep
+ * the two. */
+START_TEST(bn_relu_fold_matches_two_backwards) {
+    um_module *folded = bn_relu_net(6, 0), *apart = bn_relu_net(6, 1);
+    um_tensor *x = gc_tensor(4, (int64_t[]){4, 3, 6, 5}), *y, *ga, *gb;
+    gc_fill(x, 11, -1, 2, 0);
+    for (int i = 0; i < 3; i++) {   /* running statistics away from their start */
+        ck_ok(um_module_forward(folded, x, &y));
+        ck_ok(um_module_forward(apart, x, &y));
+    }
+    um_tensor *gy = gc_tensor(y->ndim, y->size);
+    gc_fill(gy, 12, -1, 1, 0);
+    /* eval input-only, train with parameters, train input-only (not folded: the batch
+     * statistics), eval input-only */
+    for (int pass = 0; pass < 4; pass++) {
+        um_module_train(folded, pass == 1 || pass == 2);
+        um_module_train(apart, pass == 1 || pass == 2);
+        ck_ok(um_module_forward(folded, x, &y));
+        ck_ok(um_module_forward(apart, x, &y));
+        ck_ok(um_module_zero_grad(folded));
+        ck_ok(um_module_zero_grad(apart));
+        if (pass == 1) {
+            ck_ok(um_module_backward(folded, x, gy, &ga));
+            ck_ok(um_module_backward(apart, x, gy, &gb));
+        } else {
+            ck_ok(um_module_backward_input(folded, x, gy, &ga));
+            ck_ok(um_module_backward_input(apart, x, gy, &gb));
+        }
+        ck_assert_int_eq(memcmp(um_f32(ga), um_f32(gb), sizeof(float) * (size_t)um_numel(ga)), 0);
+        if (pass == 0) {   /* the ReLUs never computed their own gradient */
+            ck_assert_ptr_null(um_module_child(folded, 1)->grad_input);
+            ck_assert_ptr_null(um_module_child(folded, 4)->grad_input);
+        }
+        for (int b = 0; b < 2; b++) {
+            um_module *ca = um_module_child(folded, 3 * b), *cb = um_module_child(apart, 4 * b);
+            for (int k = 0; k < 2; k++)
+                ck_assert_int_eq(memcmp(um_f32(ca->grads[k]), um_f32(cb->grads[k]),
+                                        sizeof(float) * (size_t)um_numel(ca->grads[k])), 0);
+        }
+    }
     um_tensor_release(x);
     um_tensor_release(gy);
     um_module_release(folded);
@@ -446,6 +518,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, warm_step_allocates_nothing);
     tcase_add_test(tc, warm_alternating_batches_allocate_nothing);
     tcase_add_test(tc, relu_maxpool_fold_matches_two_backwards);
+    tcase_add_test(tc, bn_relu_fold_matches_two_backwards);
     tcase_add_test(tc, views_do_not_pin_buffers_across_batch_sizes);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(s, tc);

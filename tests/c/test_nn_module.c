@@ -351,11 +351,29 @@ static um_module *relu_pool_net(uint64_t seed, int apart) {
     return net;
 }
 
+/* Zeroes both nets' gradients, runs the same backward (with parameter gradients when
+ * params, else input only) on both, checks their input gradients are bit-identical and
+ * returns a's. */
+static um_tensor *backward_both_same(um_module *a, um_module *b, um_tensor *x, um_tensor *gy, int params) {
+    um_tensor *ga, *gb;
+    ck_ok(um_module_zero_grad(a));
+    ck_ok(um_module_zero_grad(b));
+    if (params) {
+        ck_ok(um_module_backward(a, x, gy, &ga));
+        ck_ok(um_module_backward(b, x, gy, &gb));
+    } else {
+        ck_ok(um_module_backward_input(a, x, gy, &ga));
+        ck_ok(um_module_backward_input(b, x, gy, &gb));
+    }
+    ck_assert_int_eq(memcmp(um_f32(ga), um_f32(gb), sizeof(float) * (size_t)um_numel(ga)), 0);
+    return ga;
+}
+
 /* The folded ReLU + max-pool backward gives exactly the numbers of the two backwards,
  * input and parameter gradients; the pools never compute (or allocate) their own. */
 START_TEST(relu_maxpool_fold_matches_two_backwards) {
     um_module *folded = relu_pool_net(5, 0), *apart = relu_pool_net(5, 1);
-    um_tensor *x = gc_tensor(4, (int64_t[]){3, 2, 20, 20}), *ya, *yb, *ga, *gb;
+    um_tensor *x = gc_tensor(4, (int64_t[]){3, 2, 20, 20}), *ya, *yb, *ga = NULL;
     gc_fill(x, 9, -1, 1, 0);   /* about half the ReLU inputs negative, some whole windows */
     ck_ok(um_module_forward(folded, x, &ya));
     ck_ok(um_module_forward(apart, x, &yb));
@@ -363,16 +381,7 @@ START_TEST(relu_maxpool_fold_matches_two_backwards) {
     um_tensor *gy = gc_tensor(ya->ndim, ya->size);
     gc_fill(gy, 10, -1, 1, 0);
     for (int pass = 0; pass < 2; pass++) {   /* with parameter gradients, then input only */
-        ck_ok(um_module_zero_grad(folded));
-        ck_ok(um_module_zero_grad(apart));
-        if (pass == 0) {
-            ck_ok(um_module_backward(folded, x, gy, &ga));
-            ck_ok(um_module_backward(apart, x, gy, &gb));
-        } else {
-            ck_ok(um_module_backward_input(folded, x, gy, &ga));
-            ck_ok(um_module_backward_input(apart, x, gy, &gb));
-        }
-        ck_assert_int_eq(memcmp(um_f32(ga), um_f32(gb), sizeof(float) * (size_t)um_numel(ga)), 0);
+        ga = backward_both_same(folded, apart, x, gy, pass == 0);
         for (int b = 0; b < 3; b++) {
             um_module *ca = um_module_child(folded, 3 * b), *cb = um_module_child(apart, 4 * b);
             ck_assert_int_eq(memcmp(um_f32(ca->grads[0]), um_f32(cb->grads[0]),
@@ -420,7 +429,7 @@ static um_module *bn_relu_net(uint64_t seed, int apart) {
  * the two. */
 START_TEST(bn_relu_fold_matches_two_backwards) {
     um_module *folded = bn_relu_net(6, 0), *apart = bn_relu_net(6, 1);
-    um_tensor *x = gc_tensor(4, (int64_t[]){4, 3, 6, 5}), *y, *ga, *gb;
+    um_tensor *x = gc_tensor(4, (int64_t[]){4, 3, 6, 5}), *y;
     gc_fill(x, 11, -1, 2, 0);
     for (int i = 0; i < 3; i++) {   /* running statistics away from their start */
         ck_ok(um_module_forward(folded, x, &y));
@@ -435,16 +444,7 @@ START_TEST(bn_relu_fold_matches_two_backwards) {
         um_module_train(apart, pass == 1 || pass == 2);
         ck_ok(um_module_forward(folded, x, &y));
         ck_ok(um_module_forward(apart, x, &y));
-        ck_ok(um_module_zero_grad(folded));
-        ck_ok(um_module_zero_grad(apart));
-        if (pass == 1) {
-            ck_ok(um_module_backward(folded, x, gy, &ga));
-            ck_ok(um_module_backward(apart, x, gy, &gb));
-        } else {
-            ck_ok(um_module_backward_input(folded, x, gy, &ga));
-            ck_ok(um_module_backward_input(apart, x, gy, &gb));
-        }
-        ck_assert_int_eq(memcmp(um_f32(ga), um_f32(gb), sizeof(float) * (size_t)um_numel(ga)), 0);
+        backward_both_same(folded, apart, x, gy, pass == 1);
         if (pass == 0) {   /* the ReLUs never computed their own gradient */
             ck_assert_ptr_null(um_module_child(folded, 1)->grad_input);
             ck_assert_ptr_null(um_module_child(folded, 4)->grad_input);

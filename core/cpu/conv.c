@@ -58,63 +58,54 @@ static um_window2d transposed_window(const um_window2d *g) {
     return t;
 }
 
-/* How each product is computed for window g. */
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* How each product is computed for window g, and where its scratch lies in the work
+ * buffer: per thread, scratch for whichever of those ways are used (one at a time), then
+ * a weight-gradient partial (K x c_out, transposed) and a bias-gradient partial (c_out);
+ * after all threads' blocks, each c*c_out*kh*kw when used, the per-tap weights (wt), the
+ * flipped kernel (wf) and its per-tap form (wft). */
 typedef struct {
     int fwd_taps;        /* forward by per-tap sgemms (else im2col) */
     int w_taps;          /* weight gradient by per-tap sgemms (else im2col) */
     int gx_taps;         /* input gradient as a per-tap convolution of gy */
     int gx_im2col;       /* input gradient as an im2col convolution of gy */
     um_window2d tg;      /* the window of that convolution (when either) */
+    int64_t per_thread;  /* floats per thread */
+    int64_t wt, wf, wft; /* offsets of the shared parts */
+    int64_t workspace;   /* floats in all */
 } conv_plan;
 
 static conv_plan plan_of(const um_window2d *g) {
-    conv_plan p = {0, 0, 0, 0, *g};
+    conv_plan p = {0};
+    p.tg = *g;
     p.fwd_taps = !is_pointwise(g) && um_conv_taps_apply(g);
     /* per-tap weight gradients are c x c_out sgemms over the whole image, one per tap:
      * for 16 -> 16 channels (3x3, 32x32) the backward measured 8.6 ms against 9.9 through
      * im2col (batch 128, 1 thread), for 32 -> 32 the same, for 64 -> 64 and LeNet's
-     * 32 -> 64 5x5 slower (8.9 against 7.8, 42 against 31) */
+     * 32 -> 64 5x5 slower (8.9 against 7.8, 42 against 30) */
     p.w_taps = p.fwd_taps && g->c <= 16 && g->c_out <= 16;
     if (transposable(g)) {
         p.tg = transposed_window(g);
         p.gx_taps = um_conv_taps_apply(&p.tg);
         p.gx_im2col = !p.gx_taps && g->c_out <= g->c;
     }
-    return p;
-}
-
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-/* Per thread: scratch for whichever of the ways below are used (one at a time), then a
- * weight-gradient partial (K x c_out, transposed) and a bias-gradient partial (c_out). */
-static int64_t per_thread(const um_window2d *g) {
-    const conv_plan p = plan_of(g);
     int64_t scratch = 0;
     if (p.fwd_taps) scratch = um_conv_taps_input_floats(g) + um_conv_taps_output_floats(g);
     if (!is_pointwise(g) && !(p.fwd_taps && p.w_taps)) scratch = max64(scratch, col_rows(g) * col_cols(g));
     if (p.gx_taps) scratch = max64(scratch, um_conv_taps_input_floats(&p.tg) + um_conv_taps_output_floats(&p.tg));
     else if (p.gx_im2col) scratch = max64(scratch, col_rows(&p.tg) * col_cols(&p.tg));
     else if (!is_pointwise(g)) scratch = max64(scratch, col_rows(g) * col_cols(g));   /* sgemm + col2im */
-    return scratch + g->c_out * col_rows(g) + g->c_out;
+    p.per_thread = scratch + g->c_out * col_rows(g) + g->c_out;
+    const int64_t KO = g->c * g->c_out * g->kh * g->kw;
+    p.wt = (int64_t)omp_get_max_threads() * p.per_thread;
+    p.wf = p.wt + (p.fwd_taps ? KO : 0);
+    p.wft = p.wf + (p.gx_taps || p.gx_im2col ? KO : 0);
+    p.workspace = p.wft + (p.gx_taps ? KO : 0);
+    return p;
 }
 
-/* Shared after the per-thread blocks, each c_out*c*kh*kw when used: the per-tap weights
- * (wt), the flipped kernel (wf) and its per-tap form (wft). */
-static float *shared_part(const um_window2d *g, const conv_plan *p, float *work, char which) {
-    const int64_t KO = g->c * g->c_out * g->kh * g->kw;
-    float *at = work + (int64_t)omp_get_max_threads() * per_thread(g);
-    if (which == 't') return at;
-    at += p->fwd_taps ? KO : 0;
-    if (which == 'f') return at;
-    return at + KO;   /* 'F': after wf */
-}
-
-int64_t um_cpu_conv2d_workspace(const um_window2d *g) {
-    const conv_plan p = plan_of(g);
-    const int64_t KO = g->c * g->c_out * g->kh * g->kw;
-    const int64_t shared = KO * (p.fwd_taps + (p.gx_taps || p.gx_im2col) + p.gx_taps);
-    return (int64_t)omp_get_max_threads() * per_thread(g) + shared;
-}
+int64_t um_cpu_conv2d_workspace(const um_window2d *g) { return plan_of(g).workspace; }
 
 /* wf[c][o][kh-1-i][kw-1-j] = w[o][c][i][j] */
 static void flip_kernel(const um_window2d *g, const float *w, float *wf) {
@@ -320,8 +311,8 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
     int nt = image_threads(g->n);
     const int blocks = has_small_kernels();
     const conv_plan plan = plan_of(g);
-    const int64_t T = per_thread(g);
-    float *wt = shared_part(g, &plan, wk, 't');
+    const int64_t T = plan.per_thread;
+    float *wt = wk + plan.wt;
     if (plan.fwd_taps) um_conv_taps_weights(g, wp, wt);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -354,18 +345,18 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
 int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy,
                            const um_tensor *weight, um_tensor *gx, um_tensor *gweight,
                            um_tensor *gbias, um_tensor *work) {
-    const int64_t K = col_rows(g), P = col_cols(g), O = g->c_out, T = per_thread(g);
+    const conv_plan plan = plan_of(g);
+    const int64_t K = col_rows(g), P = col_cols(g), O = g->c_out, T = plan.per_thread;
     const float *gyp = um_f32(gy), *wp = um_f32(weight);
     const float *xp = gweight ? um_f32(x) : NULL;
     float *gxp = gx ? um_f32(gx) : NULL, *wk = um_f32(work);
     const int pointwise = is_pointwise(g);
     int nt = image_threads(g->n);
     const int blocks = has_small_kernels();
-    const conv_plan plan = plan_of(g);
     const um_window2d tg = plan.tg;
     const int w_taps = gweight && plan.w_taps;
     const int x_taps = gxp && plan.gx_taps, transposed = gxp && plan.gx_im2col;
-    float *wf = shared_part(g, &plan, wk, 'f'), *wft = shared_part(g, &plan, wk, 'F');
+    float *wf = wk + plan.wf, *wft = wk + plan.wft;
     if (x_taps || transposed) flip_kernel(g, wp, wf);
     if (x_taps) um_conv_taps_weights(&tg, wf, wft);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;

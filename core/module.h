@@ -37,8 +37,8 @@ typedef struct um_module_ops {
      * flags: what prev's backward would be asked for, UM_GRAD_INPUT always). Returns
      * UM_OK with prev->grad_input set (m->grad_input, the gradient between the two, is not
      * computed and keeps its buffer for the passes that are not folded), or UM_NOT_FOLDED,
-     * having touched nothing, when it cannot (another kind of prev, parameter gradients
-     * wanted, a backend without the fused kernel); the Sequential then runs the two. */
+     * having touched nothing, when it cannot (another kind of prev, a backend without the
+     * fused kernel); the Sequential then runs the two. */
     int (*fold_backward)(um_module *m, um_module *prev, um_tensor *x_prev, um_tensor *gy, int flags);
 } um_module_ops;
 

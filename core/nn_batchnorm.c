@@ -58,7 +58,8 @@ static int bn_forward(um_module *m, um_tensor *x) {
                                            m->buffers[0], m->buffers[1], b->momentum, b->eps, n, c, inner);
 }
 
-static int bn_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
+/* The backward of the batch norm, of (relu_out > 0 ? gy : 0) when relu_out is given. */
+static int bn_backward_masked(um_module *m, um_tensor *x, const um_tensor *relu_out, um_tensor *gy, int flags) {
     bn_module *b = (bn_module *)m;
     const um_backend *be = um_backend_of(x);
     const int64_t n = x->size[0], c = b->channels, inner = inner_size(x);
@@ -68,22 +69,23 @@ static int bn_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     int params = (flags & UM_GRAD_PARAMS) != 0;
     const um_tensor *sa = b->fwd_training ? b->save_mean : m->buffers[0];
     const um_tensor *sb = b->fwd_training ? b->save_invstd : m->buffers[1];
-    return be->nn->batchnorm_backward(x, gy, m->params[0], sa, sb, b->eps, b->fwd_training,
-                                      (flags & UM_GRAD_INPUT) ? m->grad_input : NULL, params ? m->grads[0] : NULL,
-                                      params ? m->grads[1] : NULL, n, c, inner);
+    um_tensor *gx = (flags & UM_GRAD_INPUT) ? m->grad_input : NULL;
+    um_tensor *gg = params ? m->grads[0] : NULL, *gb = params ? m->grads[1] : NULL;
+    if (relu_out)
+        return be->nn->batchnorm_relu_backward(x, relu_out, gy, m->params[0], sa, sb, b->eps, b->fwd_training, gx,
+                                               gg, gb, n, c, inner);
+    return be->nn->batchnorm_backward(x, gy, m->params[0], sa, sb, b->eps, b->fwd_training, gx, gg, gb, n, c,
+                                      inner);
+}
+
+static int bn_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
+    return bn_backward_masked(m, x, NULL, gy, flags);
 }
 
 int um_batchnorm_relu_fold_backward(um_module *relu, um_module *bn, um_tensor *x, um_tensor *gy, int flags) {
-    bn_module *b = (bn_module *)bn;
-    const um_backend *be = um_backend_of(gy);
-    if (strcmp(bn->ops->type, "BatchNorm2d") != 0 || (flags & UM_GRAD_PARAMS) || b->fwd_training ||
-        !be->nn->batchnorm_relu_backward_eval)
+    if (strcmp(bn->ops->type, "BatchNorm2d") != 0 || !um_backend_of(gy)->nn->batchnorm_relu_backward)
         return UM_NOT_FOLDED;
-    int rc = um_module_buffer(&bn->grad_input, x->ndim, x->size, be);
-    if (!rc)
-        rc = be->nn->batchnorm_relu_backward_eval(relu->output, gy, bn->params[0], bn->buffers[1], b->eps,
-                                                  bn->grad_input, x->size[0], b->channels, inner_size(x));
-    return rc;
+    return bn_backward_masked(bn, x, relu->output, gy, flags);
 }
 
 static void bn_describe(const um_module *m, char *buf, size_t n) {

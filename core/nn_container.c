@@ -43,8 +43,8 @@ static int seq_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     for (int i = m->n_children - 1; i >= 0; i--) {
         int child_flags = (flags & UM_GRAD_PARAMS) | ((i > 0 || (flags & UM_GRAD_INPUT)) ? UM_GRAD_INPUT : 0);
         um_tensor *in = i > 0 ? m->children[i - 1]->output : x;
-        /* a pair that one kernel can take back in one pass (ReLU then MaxPool2d, and in
-         * evaluation mode BatchNorm2d then ReLU) */
+        /* a pair that one kernel can take back in one pass (ReLU then MaxPool2d,
+         * BatchNorm2d then ReLU) */
         if (i > 1 || (i == 1 && (flags & UM_GRAD_INPUT))) {
             um_tensor *in_prev = i > 1 ? m->children[i - 2]->output : x;
             int rc = um_module_child_fold_backward(m, i, in_prev, g, flags & UM_GRAD_PARAMS);

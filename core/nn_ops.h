@@ -64,12 +64,13 @@ struct um_nn_ops {
                               const um_tensor *stat_a, const um_tensor *stat_b, double eps, int training,
                               um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
                               int64_t n, int64_t c, int64_t inner);
-    /* Optional (NULL where not offered): evaluation-mode input gradient of batch norm
-     * followed by a ReLU, from the ReLU's output y: gx = gamma/sqrt(var + eps) * (y > 0 ?
-     * gy : 0), the numbers of the two backwards in one pass. */
-    int (*batchnorm_relu_backward_eval)(const um_tensor *y, const um_tensor *gy, const um_tensor *gamma,
-                                        const um_tensor *running_var, double eps, um_tensor *gx,
-                                        int64_t n, int64_t c, int64_t inner);
+    /* Optional (NULL where not offered): batchnorm_backward of a batch norm followed by a
+     * ReLU, with gy the gradient at the ReLU's output relu_out: the batch norm's backward
+     * of (relu_out > 0 ? gy : 0), the numbers of the two backwards in one pass. */
+    int (*batchnorm_relu_backward)(const um_tensor *x, const um_tensor *relu_out, const um_tensor *gy,
+                                   const um_tensor *gamma, const um_tensor *stat_a, const um_tensor *stat_b,
+                                   double eps, int training, um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
+                                   int64_t n, int64_t c, int64_t inner);
 
     /* Elementwise helpers of the layers. y, x, gy, gx have numel elements. */
     int (*relu_forward)(const um_tensor *x, um_tensor *y);

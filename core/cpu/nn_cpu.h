@@ -34,9 +34,10 @@ int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_
                               um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
                               int64_t n, int64_t c, int64_t inner);
 
-int um_cpu_batchnorm_relu_backward_eval(const um_tensor *y, const um_tensor *gy, const um_tensor *gamma,
-                                        const um_tensor *running_var, double eps, um_tensor *gx,
-                                        int64_t n, int64_t c, int64_t inner);
+int um_cpu_batchnorm_relu_backward(const um_tensor *x, const um_tensor *relu_out, const um_tensor *gy,
+                                   const um_tensor *gamma, const um_tensor *stat_a, const um_tensor *stat_b,
+                                   double eps, int training, um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
+                                   int64_t n, int64_t c, int64_t inner);
 
 int um_cpu_loss_forward(um_loss_kind kind, const um_tensor *logits, const um_tensor *target, um_tensor *losses);
 int um_cpu_loss_backward(um_loss_kind kind, const um_tensor *logits, const um_tensor *target,

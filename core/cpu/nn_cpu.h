@@ -12,6 +12,9 @@ void um_cpu_blas_serial_end(int saved);
 int64_t um_cpu_conv2d_workspace(const um_window2d *g);
 int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_tensor *weight,
                           const um_tensor *bias, um_tensor *y, um_tensor *work);
+/* Tests: split every im2col product over groups of this many input channels (0: the
+ * automatic choice), so that the grouped paths run whatever OpenBLAS's kernels. */
+void um_cpu_conv2d_force_channel_group(int64_t group);
 int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy,
                            const um_tensor *weight, um_tensor *gx, um_tensor *gweight,
                            um_tensor *gbias, um_tensor *work);

@@ -12,9 +12,15 @@
  * 32 -> 64 on 14x14 (18 columns computed for 14) measured 2-4% slower than im2col, the
  * 3x3 convolutions of ResNetSmall 4-28% faster (1 thread, batch 128). */
 #define UM_CONV_TAPS_MAX_TAPS 9
+/* ... and those junk columns at most 1/UM_CONV_TAPS_MAX_JUNK of the row: since im2col's
+ * products run as small-matrix sgemms (conv.c, channel_group), ResNetSmall's 64 -> 64 on
+ * 8x8 (10 columns computed for 8) measured forward 3.42 ms through im2col against 4.04
+ * per tap, input gradient 3.47 against 4.05; its 32 -> 32 on 16x16 (18 for 16) still
+ * 3.68 against 3.98 and 3.70 against 4.03 per tap (batch 128, 1 thread). */
+#define UM_CONV_TAPS_MAX_JUNK 8
 
-/* Stride 1, non-negative padding on all four sides, at most UM_CONV_TAPS_MAX_TAPS taps
- * and at least UM_CONV_TAPS_MIN_CHANNELS channels in and out. */
+/* Stride 1, non-negative padding on all four sides, at most UM_CONV_TAPS_MAX_TAPS taps,
+ * at least UM_CONV_TAPS_MIN_CHANNELS channels in and out, and kw-1 <= ow/MAX_JUNK. */
 int um_conv_taps_apply(const um_window2d *g);
 /* Scratch sizes per image: the padded input, and one output (or gy) in padded width. */
 int64_t um_conv_taps_input_floats(const um_window2d *g);

@@ -101,12 +101,13 @@ START_TEST(grad_conv_stride1_input_grad_as_conv) {
 END_TEST
 
 START_TEST(grad_conv_per_tap) {
-    /* from 8 channels in and out, stride 1 runs one sgemm per kernel tap (conv_taps.c) */
+    /* from 8 channels in and out, stride 1 and rows of 16 runs one sgemm per kernel tap
+     * (conv_taps.c) */
     check_conv((um_conv2d_config){.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .padding = UM_PAD_SAME, .bias = 1},
-               2, 4, 5);
+               2, 4, 16);
     check_conv((um_conv2d_config){.c_in = 8, .c_out = 10, .kh = 2, .kw = 3, .padding = UM_PAD_EXPLICIT,
                                   .pad = {1, 0, 2, 1}},
-               1, 3, 4);
+               1, 3, 16);
 }
 END_TEST
 

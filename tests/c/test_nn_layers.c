@@ -154,9 +154,11 @@ START_TEST(conv_matches_direct_reference) {
         /* per-tap forward and input gradient, weight gradient through im2col (> 16 channels) */
         {.c_in = 20, .c_out = 9, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
     };
+    /* per-tap rows wide enough for their junk columns (UM_CONV_TAPS_MAX_JUNK), forward and
+     * input gradient */
     const int64_t sizes[][3] = {{3, 6, 7}, {2, 5, 4}, {4, 7, 6}, {1, 4, 6}, {3, 5, 5}, {2, 6, 5}, {3, 3, 4},
-                                {3, 6, 7}, {2, 5, 6}, {1, 4, 6}, {2, 5, 4}, {3, 6, 5}, {2, 3, 4}, {3, 1, 3},
-                                {3, 4, 5}};
+                                {3, 6, 16}, {2, 5, 24}, {1, 4, 16}, {2, 5, 16}, {3, 6, 18}, {2, 3, 4}, {3, 1, 16},
+                                {3, 4, 16}};
     /* im2col products whole (or as OpenBLAS's kernels make best), and split over groups of
      * 1, 2 and 3 input channels (uneven last groups included) */
     for (int64_t group = 0; group <= 3; group++)

@@ -4,7 +4,10 @@
  * expressions; `umbra script.lua args...` runs a script with the global `arg` as lua.c
  * sets it; -e, -l, -i, -v/--version, -h/--help as in lua. Errors: traceback, exit 1.
  * Before anything else it settles how the two thread pools wait (see settle_thread_pools). */
+#define _GNU_SOURCE   /* sched_setaffinity, CPU_SET */
 #include <limits.h>
+#include <omp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +392,24 @@ static int pmain(lua_State *L) {
  * sleep at once and OpenBLAS workers that sleep after a short spin, 1.09 s. Both libraries
  * read these settings only when they load, before main: so set them (unless the user did)
  * and start this program again, once. If the new start fails, carry on as things are. */
+/* With OMP_PROC_BIND or OMP_PLACES set, OpenMP has bound this (initial) thread to its
+ * first place before main, and execv keeps that mask: the new start would see one CPU
+ * and bind every thread to it (2 threads measured as slow as 1). Give the thread back the
+ * CPUs of all the places first. No places (no binding asked): nothing to do. */
+static void unbind_before_restart(void) {
+    const int places = omp_get_num_places();
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int p = 0; p < places; p++) {
+        int ids[CPU_SETSIZE], n = omp_get_place_num_procs(p);
+        if (n <= 0 || n > CPU_SETSIZE) continue;
+        omp_get_place_proc_ids(p, ids);
+        for (int i = 0; i < n; i++)
+            if (ids[i] >= 0 && ids[i] < CPU_SETSIZE) CPU_SET(ids[i], &all);
+    }
+    if (CPU_COUNT(&all) > 0) sched_setaffinity(0, sizeof all, &all);
+}
+
 static void settle_thread_pools(char **argv) {
     int changed = 0;
     if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
@@ -401,7 +422,9 @@ static void settle_thread_pools(char **argv) {
         setenv("OPENBLAS_THREAD_TIMEOUT", "16", 1);
         changed = 1;
     }
-    if (changed) execv("/proc/self/exe", argv);
+    if (!changed) return;
+    unbind_before_restart();
+    execv("/proc/self/exe", argv);
 }
 
 int main(int argc, char **argv) {

@@ -135,4 +135,23 @@ describe("the umbra executable", function()
       -- GOMP_SPINCOUNT is OpenMP's other knob for the same thing: left alone too
       assert.are.equal("nil\t16\n", run(clean .. "GOMP_SPINCOUNT=1000 " .. quote(exe) .. " -e " .. show))
    end)
+
+   it("keeps OpenMP's thread binding across that restart", function()
+      local cpus = tonumber((run("nproc")))
+      if cpus < 2 then
+         pending("one CPU: nothing to spread two threads over")
+         return
+      end
+      -- OpenMP binds the first thread before main; the restarted program must still see
+      -- every CPU, or all its threads land on the first one
+      local work = quote('local u = require "umbra"; u.set_num_threads(2); ' ..
+                         'local x = u.rand({1024, 1024}, u.Generator(1)); x:add(x)')
+      local out = run("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OPENBLAS_THREAD_TIMEOUT -u OMP_PLACES " ..
+                      "OMP_PROC_BIND=true OMP_DISPLAY_AFFINITY=true " .. quote(exe) .. " -e " .. work)
+      local seen, distinct = {}, 0
+      for cpu in out:gmatch("affinity (%S+)") do
+         if not seen[cpu] then seen[cpu], distinct = true, distinct + 1 end
+      end
+      assert.are.equal(2, distinct, out)
+   end)
 end)

@@ -281,7 +281,19 @@ START_TEST(avgpool_same_divides_by_real_cells) {
     ck_assert_int_eq(y->size[2], 1);
     float e2[1] = {3};
     expect(y, e2, 1, 1e-6);
+    /* exact 2x2 tiles (the vectorised path): a 2x4 plane, forward and backward */
+    int64_t ts[4] = {1, 1, 2, 4};
+    float tv[8] = {1, 2, 3, 5, 7, 8, 11, 13}, gv[2] = {4, -8};
+    um_tensor *xt = from(4, ts, tv), *gy = from(4, (int64_t[]){1, 1, 1, 2}, gv), *gx = NULL;
+    ck_ok(um_module_forward(m, xt, &y));
+    float e3[2] = {4.5f, 8};
+    expect(y, e3, 2, 1e-6);
+    ck_ok(um_module_backward(m, xt, gy, &gx));
+    float e4[8] = {1, 1, -2, -2, 1, 1, -2, -2};
+    expect(gx, e4, 8, 0);
     um_module_release(m);
+    um_tensor_release(gy);
+    um_tensor_release(xt);
     um_tensor_release(x);
 }
 END_TEST

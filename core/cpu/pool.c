@@ -23,23 +23,30 @@ static int is_tiled_2x2(const um_window2d *g) {
            g->pad_left == 0 && g->oh * 2 == g->h && g->ow * 2 == g->w;
 }
 
-static void maxpool_forward_2x2(const um_window2d *g, const float *xp, float *yp) {
+/* Forward over exact 2x2 tiles, max or average, one simd loop per output row. */
+static void pool_forward_2x2(const um_window2d *g, const float *xp, float *yp, int is_max) {
     const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++)
         for (int64_t oy = 0; oy < g->oh; oy++) {
             const float *r0 = xp + (pl * g->h + 2 * oy) * w, *r1 = r0 + w;
             float *out = yp + (pl * g->oh + oy) * ow;
+            if (is_max) {
 #pragma omp simd
-            for (int64_t ox = 0; ox < ow; ox++) {
-                /* as the general loop: from -FLT_MAX, a later cell wins only if larger
-                 * (so NaN cells are skipped) */
-                float m = -FLT_MAX;
-                m = r0[2 * ox] > m ? r0[2 * ox] : m;
-                m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
-                m = r1[2 * ox] > m ? r1[2 * ox] : m;
-                m = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
-                out[ox] = m;
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    /* as the general loop: from -FLT_MAX, a later cell wins only if
+                     * larger (so NaN cells are skipped) */
+                    float m = -FLT_MAX;
+                    m = r0[2 * ox] > m ? r0[2 * ox] : m;
+                    m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
+                    m = r1[2 * ox] > m ? r1[2 * ox] : m;
+                    m = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
+                    out[ox] = m;
+                }
+            } else {
+#pragma omp simd
+                for (int64_t ox = 0; ox < ow; ox++)   /* the general loop's sum, in its order */
+                    out[ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4.0f;
             }
         }
 }
@@ -80,7 +87,7 @@ int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor
     float *yp = um_f32(y);
     const int64_t planes = g->n * g->c;
     if (is_tiled_2x2(g)) {
-        maxpool_forward_2x2(g, xp, yp);
+        pool_forward_2x2(g, xp, yp, 1);
         return UM_OK;
     }
 #pragma omp parallel for schedule(static)
@@ -181,22 +188,9 @@ int um_cpu_maxpool2d_relu_backward(const um_window2d *g, const um_tensor *x, con
     return maxpool_backward(g, x, gy, gx, 1);
 }
 
-/* Average pooling over exact 2x2 tiles (ResNetSmall's shortcuts: window = stride = 2,
- * `valid`, even sizes): the same sums in the same order as the general loops, without
- * their window clipping; the general backward was 2% of ResNetSmall's input gradient. */
-static void avgpool_forward_2x2(const um_window2d *g, const float *xp, float *yp) {
-    const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
-#pragma omp parallel for schedule(static)
-    for (int64_t pl = 0; pl < planes; pl++)
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-            const float *r0 = xp + (pl * g->h + 2 * oy) * w, *r1 = r0 + w;
-            float *out = yp + (pl * g->oh + oy) * ow;
-#pragma omp simd
-            for (int64_t ox = 0; ox < ow; ox++)
-                out[ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4.0f;
-        }
-}
-
+/* Average-pool backward over exact 2x2 tiles (ResNetSmall's shortcuts: window = stride
+ * = 2, `valid`, even sizes): each cell gets gy/4 as from the general loops, without their
+ * window clipping; the general backward was 2% of ResNetSmall's input gradient. */
 static void avgpool_backward_2x2(const um_window2d *g, const float *gyp, float *gxp) {
     const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
 #pragma omp parallel for schedule(static)
@@ -217,7 +211,7 @@ int um_cpu_avgpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor
     float *yp = um_f32(y);
     const int64_t planes = g->n * g->c;
     if (is_tiled_2x2(g)) {
-        avgpool_forward_2x2(g, xp, yp);
+        pool_forward_2x2(g, xp, yp, 0);
         return UM_OK;
     }
 #pragma omp parallel for schedule(static)

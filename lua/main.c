@@ -385,13 +385,6 @@ static int pmain(lua_State *L) {
     return 1;
 }
 
-/* OpenBLAS (its pthreads build) and OpenMP each keep a pool of worker threads, and by
- * default both spin after their work. With as many threads as cores, a spinning OpenBLAS
- * worker takes the core an OpenMP worker needs next (im2col, pooling, ReLU) and the other
- * way round: 40 PGD steps on LeNet with 2 threads took 1.70 s; with OpenMP workers that
- * sleep at once and OpenBLAS workers that sleep after a short spin, 1.09 s. Both libraries
- * read these settings only when they load, before main: so set them (unless the user did)
- * and start this program again, once. If the new start fails, carry on as things are. */
 /* With OMP_PROC_BIND or OMP_PLACES set, OpenMP has bound this (initial) thread to its
  * first place before main, and execv keeps that mask: the new start would see one CPU
  * and bind every thread to it (2 threads measured as slow as 1). Give the thread back the
@@ -410,10 +403,23 @@ static void unbind_before_restart(void) {
     if (CPU_COUNT(&all) > 0) sched_setaffinity(0, sizeof all, &all);
 }
 
+/* OpenBLAS (its pthreads build) and OpenMP each keep a pool of worker threads, and by
+ * default both spin long after their work. With as many threads as cores, a spinning
+ * OpenBLAS worker takes the core an OpenMP worker needs next (im2col, pooling, ReLU) and
+ * the other way round: 40 PGD steps on LeNet with 2 threads took 1.70 s; with OpenMP
+ * workers that spin 10,000 rounds (GOMP_SPINCOUNT) and OpenBLAS workers 2^16 cycles
+ * before they sleep, 1.02-1.07 s. Sleeping at once (OMP_WAIT_POLICY=passive) did as well
+ * for LeNet but cost ResNetSmall, whose backward opens about a hundred short parallel
+ * regions, each then waking a sleeping worker: its 2-thread input gradient measured
+ * 53.4-56.9 ms so against 50.9-53.3, its forward 58.1-62.5 against 54.6-54.7; spinning
+ * 30,000 rounds made PGD on LeNet 7-10% slower than 10,000 (its fully connected layer runs
+ * OpenBLAS's threads). Both libraries read these settings only when they
+ * load, before main: so set them (unless the user did) and start this program again,
+ * once. If the new start fails, carry on as things are. */
 static void settle_thread_pools(char **argv) {
     int changed = 0;
     if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
+        setenv("GOMP_SPINCOUNT", "10000", 1);
         changed = 1;
     }
     if (!getenv("OPENBLAS_THREAD_TIMEOUT")) {

@@ -125,15 +125,15 @@ describe("the umbra executable", function()
    end)
 
    it("sets how the thread pools wait, keeping what the user set", function()
-      local show = quote('print(os.getenv("OMP_WAIT_POLICY"), os.getenv("OPENBLAS_THREAD_TIMEOUT"))')
+      local show = quote('print(os.getenv("OMP_WAIT_POLICY"), os.getenv("GOMP_SPINCOUNT"), ' ..
+                         'os.getenv("OPENBLAS_THREAD_TIMEOUT"))')
       local clean = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OPENBLAS_THREAD_TIMEOUT "
-      local script = temp_script('print(os.getenv("OMP_WAIT_POLICY"), os.getenv("OPENBLAS_THREAD_TIMEOUT"), ...)')
-      assert.are.equal("passive\t16\ta\tb c\n", run(clean .. quote(exe) .. " " .. script .. " a 'b c'"))
+      local script = temp_script('print(os.getenv("GOMP_SPINCOUNT"), os.getenv("OPENBLAS_THREAD_TIMEOUT"), ...)')
+      assert.are.equal("10000\t16\ta\tb c\n", run(clean .. quote(exe) .. " " .. script .. " a 'b c'"))
       os.remove(script)
-      assert.are.equal("active\t7\n",
+      assert.are.equal("active\tnil\t7\n",
                        run(clean .. "OMP_WAIT_POLICY=active OPENBLAS_THREAD_TIMEOUT=7 " .. quote(exe) .. " -e " .. show))
-      -- GOMP_SPINCOUNT is OpenMP's other knob for the same thing: left alone too
-      assert.are.equal("nil\t16\n", run(clean .. "GOMP_SPINCOUNT=1000 " .. quote(exe) .. " -e " .. show))
+      assert.are.equal("nil\t1000\t16\n", run(clean .. "GOMP_SPINCOUNT=1000 " .. quote(exe) .. " -e " .. show))
    end)
 
    it("keeps OpenMP's thread binding across that restart", function()

@@ -77,19 +77,19 @@ int um_cpu_batchnorm_forward_eval(const um_tensor *x, const um_tensor *gamma, co
     return UM_OK;
 }
 
+/* m > 0 ? g : 0 with g loaded whatever m is: a blend, where the conditional load of the
+ * plain ternary becomes masked loads and spilled reduction registers. */
+static inline float relu_select(float m, float g) { return m > 0.0f ? g : 0.0f; }
+
 /* The backward of channel ch, gy taken as (relu_out > 0 ? gy : 0) when masked (a ReLU
  * after the batch norm, folded in: the gradient at its input is never stored). Inlined
  * inside each caller's parallel loop with masked a constant, so that each gets its own
  * vectorised loops (a run-time test inside them made them scalar and 3x slower); the two
  * give bit-identical numbers. */
-/* m > 0 ? g : 0 with g loaded whatever m is: a blend, where the conditional load of the
- * plain ternary becomes masked loads and spilled reduction registers. */
-static inline float relu_select(float m, float g) { return m > 0.0f ? g : 0.0f; }
-
 static inline __attribute__((always_inline)) void
 batchnorm_backward_channel(int64_t ch, const float *xp, const float *gyp, int masked, const float *relu_out,
-                           const float *gp, const float *ap, const float *bp, double eps, int training, float *gxp, float *ggp,
-                           float *gbp, int64_t n, int64_t c, int64_t inner) {
+                           const float *gp, const float *ap, const float *bp, double eps, int training,
+                           float *gxp, float *ggp, float *gbp, int64_t n, int64_t c, int64_t inner) {
     const int64_t count = n * inner;
 #define UM_BN_GY(j) (masked ? relu_select(mr[j], gr[j]) : gr[j])
     float mean = ap[ch];

@@ -15,9 +15,9 @@ static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int
 }
 
 /* 2x2 windows with stride 2 that tile the input exactly (LeNet's pools on 28x28 and
- * 14x14, ResNetSmall's average-pool shortcuts): each output reads two row pairs with fixed offsets, with no window clipping,
- * which the compiler vectorises; the general loops measured 1.5 ms forward and 2.5 ms
- * backward on LeNet's first pool (128x32x28x28). */
+ * 14x14, ResNetSmall's average-pool shortcuts): each output reads two row pairs with fixed
+ * offsets, with no window clipping, which the compiler vectorises; the general loops
+ * measured 1.5 ms forward and 2.5 ms backward on LeNet's first pool (128x32x28x28). */
 static int is_tiled_2x2(const um_window2d *g) {
     return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 &&
            g->pad_left == 0 && g->oh * 2 == g->h && g->ow * 2 == g->w;

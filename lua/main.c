@@ -388,7 +388,9 @@ static int pmain(lua_State *L) {
 /* With OMP_PROC_BIND or OMP_PLACES set, OpenMP has bound this (initial) thread to its
  * first place before main, and execv keeps that mask: the new start would see one CPU
  * and bind every thread to it (2 threads measured as slow as 1). Give the thread back the
- * CPUs of all the places first. No places (no binding asked): nothing to do. */
+ * CPUs of all the places first. No places (no binding asked): nothing to do. (OpenMP's
+ * threads then spread as asked; OpenBLAS's own workers, started from the bound first
+ * thread, share its CPU.) */
 static void unbind_before_restart(void) {
     const int places = omp_get_num_places();
     cpu_set_t all;
@@ -429,8 +431,11 @@ static void settle_thread_pools(char **argv) {
         changed = 1;
     }
     if (!changed) return;
+    cpu_set_t bound;
+    const int have_mask = sched_getaffinity(0, sizeof bound, &bound) == 0;
     unbind_before_restart();
     execv("/proc/self/exe", argv);
+    if (have_mask) sched_setaffinity(0, sizeof bound, &bound);   /* it failed: as things were */
 }
 
 int main(int argc, char **argv) {

@@ -81,6 +81,19 @@ int um_cpu_batchnorm_forward_eval(const um_tensor *x, const um_tensor *gamma, co
  * plain ternary becomes masked loads and spilled reduction registers. */
 static inline float relu_select(float m, float g) { return m > 0.0f ? g : 0.0f; }
 
+/* Evaluation mode, one row (image i, channel ch) of the input gradient: gamma/sqrt(var +
+ * eps) * gy (gy masked as below). */
+static inline __attribute__((always_inline)) void
+batchnorm_eval_row(int64_t i, int64_t ch, const float *gyp, int masked, const float *relu_out, const float *gp,
+                   const float *var, double eps, float *gxp, int64_t c, int64_t inner) {
+    const float k = gp[ch] * (float)(1.0 / sqrt((double)var[ch] + eps));
+    const int64_t at = (i * c + ch) * inner;
+    const float *gr = gyp + at, *mr = masked ? relu_out + at : NULL;
+    float *out = gxp + at;
+#pragma omp simd
+    for (int64_t j = 0; j < inner; j++) out[j] = k * (masked ? relu_select(mr[j], gr[j]) : gr[j]);
+}
+
 /* The backward of channel ch, gy taken as (relu_out > 0 ? gy : 0) when masked (a ReLU
  * after the batch norm, folded in: the gradient at its input is never stored). Inlined
  * inside each caller's parallel loop with masked a constant, so that each gets its own
@@ -127,16 +140,14 @@ batchnorm_backward_channel(int64_t ch, const float *xp, const float *gyp, int ma
             for (int64_t j = 0; j < inner; j++) out[j] = k * (UM_BN_GY(j) - mg - (xr[j] - mean) * invstd * mgx);
         }
     } else {
-        for (int64_t i = 0; i < n; i++) {
-            const int64_t at = (i * c + ch) * inner;
-            const float *gr = gyp + at, *mr = masked ? relu_out + at : NULL;
-            float *out = gxp + at;
-#pragma omp simd
-            for (int64_t j = 0; j < inner; j++) out[j] = k * UM_BN_GY(j);
-        }
+        for (int64_t i = 0; i < n; i++) batchnorm_eval_row(i, ch, gyp, masked, relu_out, gp, bp, eps, gxp, c, inner);
     }
 #undef UM_BN_GY
 }
+
+/* Evaluation mode with no parameter gradients (PGD) needs no sums over the batch: its
+ * rows run in parallel over images and channels, not over channels alone. */
+#define EVAL_INPUT_ONLY (!training && !ggp && !gbp && gxp)
 
 int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_tensor *gamma,
                               const um_tensor *stat_a, const um_tensor *stat_b, double eps, int training,
@@ -144,6 +155,12 @@ int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_
                               int64_t n, int64_t c, int64_t inner) {
     const float *xp = um_f32(x), *gyp = um_f32(gy), *gp = um_f32(gamma), *ap = um_f32(stat_a), *bp = um_f32(stat_b);
     float *gxp = gx ? um_f32(gx) : NULL, *ggp = ggamma ? um_f32(ggamma) : NULL, *gbp = gbeta ? um_f32(gbeta) : NULL;
+    if (EVAL_INPUT_ONLY) {
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t ch = 0; ch < c; ch++) batchnorm_eval_row(i, ch, gyp, 0, NULL, gp, bp, eps, gxp, c, inner);
+        return UM_OK;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < c; ch++)
         batchnorm_backward_channel(ch, xp, gyp, 0, NULL, gp, ap, bp, eps, training, gxp, ggp, gbp, n, c, inner);
@@ -157,6 +174,12 @@ int um_cpu_batchnorm_relu_backward(const um_tensor *x, const um_tensor *relu_out
     const float *xp = um_f32(x), *mp = um_f32(relu_out), *gyp = um_f32(gy), *gp = um_f32(gamma);
     const float *ap = um_f32(stat_a), *bp = um_f32(stat_b);
     float *gxp = gx ? um_f32(gx) : NULL, *ggp = ggamma ? um_f32(ggamma) : NULL, *gbp = gbeta ? um_f32(gbeta) : NULL;
+    if (EVAL_INPUT_ONLY) {
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t ch = 0; ch < c; ch++) batchnorm_eval_row(i, ch, gyp, 1, mp, gp, bp, eps, gxp, c, inner);
+        return UM_OK;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < c; ch++)
         batchnorm_backward_channel(ch, xp, gyp, 1, mp, gp, ap, bp, eps, training, gxp, ggp, gbp, n, c, inner);

@@ -76,10 +76,12 @@ typedef struct {
     int64_t workspace;   /* floats in all */
 } conv_plan;
 
+static int has_small_kernels(void);
+
 static conv_plan plan_of(const um_window2d *g) {
     conv_plan p = {0};
     p.tg = *g;
-    p.fwd_taps = !is_pointwise(g) && um_conv_taps_apply(g);
+    p.fwd_taps = !is_pointwise(g) && um_conv_taps_apply(g) && (!has_small_kernels() || um_conv_taps_little_junk(g));
     /* per-tap weight gradients are c x c_out sgemms over the whole image, one per tap:
      * for 16 -> 16 channels (3x3, 32x32) the backward measured 8.6 ms against 9.9 through
      * im2col (batch 128, 1 thread), for 32 -> 32 the same, for 64 -> 64 and LeNet's
@@ -87,7 +89,7 @@ static conv_plan plan_of(const um_window2d *g) {
     p.w_taps = p.fwd_taps && g->c <= 16 && g->c_out <= 16;
     if (transposable(g)) {
         p.tg = transposed_window(g);
-        p.gx_taps = um_conv_taps_apply(&p.tg);
+        p.gx_taps = um_conv_taps_apply(&p.tg) && (!has_small_kernels() || um_conv_taps_little_junk(&p.tg));
         p.gx_im2col = !p.gx_taps && g->c_out <= g->c;
     }
     int64_t scratch = 0;
@@ -150,27 +152,31 @@ static void gemm_cols(int blocks, int ta, int64_t m, int64_t n, int64_t k, const
 }
 
 /* OpenBLAS (0.3.21, AVX-512 cores) runs a product with m*n*k <= 100^3 through its
- * small-matrix kernels, without packing either side. The forward and input-gradient
- * products of an image split over groups of input channels (the column matrix's rows come
- * per channel) so that each stays under that limit: for LeNet's 32 -> 64 5x5 on 14x14
- * (64 x 196 x 800 per image) the sgemms alone measured 235 GFLOP/s as 11 products of
- * k = 75 against 196 as one, and the layer's forward 13.9 ms against 16.4, its input
- * gradient (with col2im) 15.1 against 15.9 (batch 128, 1 thread). The channels per group;
- * all of them when the small kernels are not there, when everything fits already, or
- * when one channel alone does not. */
+ * small-matrix kernels, without packing either side (and on one thread). The forward and
+ * input-gradient products of an image split over groups of input channels (the column
+ * matrix's rows come per channel) so that each stays under that limit: for LeNet's
+ * 32 -> 64 5x5 on 14x14 (64 x 196 x 800 per image) the sgemms alone measured 235 GFLOP/s
+ * as 11 products of k = 75 against 196 as one, and the layer's forward 13.9 ms against
+ * 16.4, its input gradient (with col2im) 15.1 against 15.9 (batch 128, 1 thread). The
+ * channels per group; all of them when the small kernels are not there, when the sgemms
+ * may use OpenBLAS's threads (serial 0: fewer images than threads), when the products
+ * gemm_cols issues fit already (with at most GEMM_THIN output channels it issues
+ * GEMM_BLOCK columns at a time), or when one channel alone does not. */
 #define GEMM_SMALL_LIMIT 1000000
 static int64_t forced_group;   /* um_cpu_conv2d_force_channel_group */
 
 void um_cpu_conv2d_force_channel_group(int64_t group) { forced_group = group > 0 ? group : 0; }
 
-static int64_t channel_group(int blocks, const um_window2d *g) {
+static int64_t channel_group(int blocks, int serial, const um_window2d *g) {
     if (forced_group) return forced_group < g->c ? forced_group : g->c;
-    const int64_t per_channel = g->kh * g->kw * col_cols(g) * g->c_out;
-    if (!blocks || per_channel * g->c <= GEMM_SMALL_LIMIT || per_channel > GEMM_SMALL_LIMIT) return g->c;
+    const int64_t P = col_cols(g), cols = blocks && g->c_out <= GEMM_THIN && P > GEMM_BLOCK ? GEMM_BLOCK : P;
+    const int64_t per_channel = g->kh * g->kw * cols * g->c_out;
+    if (!blocks || !serial || per_channel * g->c <= GEMM_SMALL_LIMIT || per_channel > GEMM_SMALL_LIMIT) return g->c;
     return GEMM_SMALL_LIMIT / per_channel;
 }
 
-/* Channels [c0, c0 + count) of window g, as a window of its own over x + c0 planes. */
+/* Channels [c0, c0 + group) of window g (fewer at the end), as a window of its own over
+ * x + c0 planes. */
 static um_window2d channel_part(const um_window2d *g, int64_t c0, int64_t group) {
     um_window2d part = *g;
     part.c = g->c - c0 < group ? g->c - c0 : group;
@@ -353,7 +359,8 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
     float *yp = um_f32(y), *wk = um_f32(work);
     int nt = image_threads(g->n);
     const int blocks = has_small_kernels();
-    const int64_t group = channel_group(blocks, g);
+    const int serial = nt > 1 || openblas_get_num_threads() == 1;
+    const int64_t group = channel_group(blocks, serial, g);
     const conv_plan plan = plan_of(g);
     const int64_t T = plan.per_thread;
     float *wt = wk + plan.wt;
@@ -421,7 +428,8 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     int nt = image_threads(g->n);
     const int blocks = has_small_kernels();
     const um_window2d tg = plan.tg;
-    const int64_t group = channel_group(blocks, g), tgroup = channel_group(blocks, &tg);
+    const int serial = nt > 1 || openblas_get_num_threads() == 1;
+    const int64_t group = channel_group(blocks, serial, g), tgroup = channel_group(blocks, serial, &tg);
     const int w_taps = gweight && plan.w_taps;
     const int x_taps = gxp && plan.gx_taps, transposed = gxp && plan.gx_im2col;
     float *wf = wk + plan.wf, *wft = wk + plan.wft;

@@ -21,12 +21,13 @@ static int64_t padded_plane(const um_window2d *g) { return (g->h + g->pad_top + 
 
 int um_conv_taps_apply(const um_window2d *g) {
     return g->sh == 1 && g->sw == 1 && g->kh * g->kw <= UM_CONV_TAPS_MAX_TAPS &&
-           g->c >= UM_CONV_TAPS_MIN_CHANNELS && g->c_out >= UM_CONV_TAPS_MIN_CHANNELS &&
-           (g->kw - 1) * UM_CONV_TAPS_MAX_JUNK <= g->ow && g->pad_top >= 0 &&
+           g->c >= UM_CONV_TAPS_MIN_CHANNELS && g->c_out >= UM_CONV_TAPS_MIN_CHANNELS && g->pad_top >= 0 &&
            g->pad_left >= 0 && pad_bottom(g) >= 0 && pad_right(g) >= 0 && g->oh > 0 && g->ow > 0;
 }
 
 /* The last tap of the last plane reads kw-1 floats past it (junk columns). */
+int um_conv_taps_little_junk(const um_window2d *g) { return (g->kw - 1) * UM_CONV_TAPS_MAX_JUNK <= g->ow; }
+
 int64_t um_conv_taps_input_floats(const um_window2d *g) { return g->c * padded_plane(g) + g->kw; }
 int64_t um_conv_taps_output_floats(const um_window2d *g) { return g->c_out * g->oh * padded_width(g); }
 

@@ -10,18 +10,22 @@
 #define UM_CONV_TAPS_MIN_CHANNELS 8
 /* Each output row carries kw-1 junk columns, and every tap one more sgemm: LeNet's 5x5
  * 32 -> 64 on 14x14 (18 columns computed for 14) measured 2-4% slower than im2col, the
- * 3x3 convolutions of ResNetSmall 4-28% faster (1 thread, batch 128). */
+ * 3x3 convolutions of ResNetSmall 4-28% faster (1 thread, batch 128, before im2col's
+ * products were split for OpenBLAS's small-matrix kernels). */
 #define UM_CONV_TAPS_MAX_TAPS 9
-/* ... and those junk columns at most 1/UM_CONV_TAPS_MAX_JUNK of the row: since im2col's
- * products run as small-matrix sgemms (conv.c, channel_group), ResNetSmall's 64 -> 64 on
- * 8x8 (10 columns computed for 8) measured forward 3.42 ms through im2col against 4.04
- * per tap, input gradient 3.47 against 4.05; its 32 -> 32 on 16x16 (18 for 16) still
- * 3.68 against 3.98 and 3.70 against 4.03 per tap (batch 128, 1 thread). */
+/* Where those small-matrix kernels run im2col's products (conv.c, channel_group), per tap
+ * only while the junk columns are at most 1/UM_CONV_TAPS_MAX_JUNK of a row: ResNetSmall's
+ * 64 -> 64 on 8x8 (10 columns computed for 8) measured forward 3.42 ms through im2col
+ * against 4.04 per tap, input gradient 3.47 against 4.05; its 32 -> 32 on 16x16 (18 for
+ * 16) forward 3.68 ms per tap against 3.98 through im2col, input gradient 3.70 against
+ * 4.03 (batch 128, 1 thread). */
 #define UM_CONV_TAPS_MAX_JUNK 8
 
-/* Stride 1, non-negative padding on all four sides, at most UM_CONV_TAPS_MAX_TAPS taps,
- * at least UM_CONV_TAPS_MIN_CHANNELS channels in and out, and kw-1 <= ow/MAX_JUNK. */
+/* Stride 1, non-negative padding on all four sides, at most UM_CONV_TAPS_MAX_TAPS taps
+ * and at least UM_CONV_TAPS_MIN_CHANNELS channels in and out. */
 int um_conv_taps_apply(const um_window2d *g);
+/* kw-1 <= ow / UM_CONV_TAPS_MAX_JUNK */
+int um_conv_taps_little_junk(const um_window2d *g);
 /* Scratch sizes per image: the padded input, and one output (or gy) in padded width. */
 int64_t um_conv_taps_input_floats(const um_window2d *g);
 int64_t um_conv_taps_output_floats(const um_window2d *g);

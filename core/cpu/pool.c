@@ -45,8 +45,8 @@ static void pool_forward_2x2(const um_window2d *g, const float *xp, float *yp, i
                 }
             } else {
 #pragma omp simd
-                for (int64_t ox = 0; ox < ow; ox++)   /* the general loop's sum, in its order */
-                    out[ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4.0f;
+                for (int64_t ox = 0; ox < ow; ox++)   /* the general loop's sum from 0, in its order */
+                    out[ox] = (0.0f + r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4.0f;
             }
         }
 }
@@ -189,8 +189,9 @@ int um_cpu_maxpool2d_relu_backward(const um_window2d *g, const um_tensor *x, con
 }
 
 /* Average-pool backward over exact 2x2 tiles (ResNetSmall's shortcuts: window = stride
- * = 2, `valid`, even sizes): each cell gets gy/4 as from the general loops, without their
- * window clipping; the general backward was 2% of ResNetSmall's input gradient. */
+ * = 2, `valid`, even sizes): each cell gets 0 + gy/4 as from the general loops (so -0
+ * stays +0), without their window clipping; the general backward was 2% of
+ * ResNetSmall's input gradient. */
 static void avgpool_backward_2x2(const um_window2d *g, const float *gyp, float *gxp) {
     const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
 #pragma omp parallel for schedule(static)
@@ -200,7 +201,7 @@ static void avgpool_backward_2x2(const um_window2d *g, const float *gyp, float *
             const float *gy = gyp + (pl * g->oh + oy) * ow;
 #pragma omp simd
             for (int64_t ox = 0; ox < ow; ox++) {
-                const float v = gy[ox] / 4.0f;
+                const float v = 0.0f + gy[ox] / 4.0f;   /* as the general loop's zeroed sum */
                 g0[2 * ox] = v; g0[2 * ox + 1] = v; g1[2 * ox] = v; g1[2 * ox + 1] = v;
             }
         }

@@ -291,6 +291,13 @@ START_TEST(avgpool_same_divides_by_real_cells) {
     ck_ok(um_module_backward(m, xt, gy, &gx));
     float e4[8] = {1, 1, -2, -2, 1, 1, -2, -2};
     expect(gx, e4, 8, 0);
+    /* as the general loops' sums from zero: -0 cells give +0, forward and backward */
+    for (int i = 0; i < 8; i++) um_f32(xt)[i] = -0.0f;
+    um_f32(gy)[0] = um_f32(gy)[1] = -0.0f;
+    ck_ok(um_module_forward(m, xt, &y));
+    ck_ok(um_module_backward(m, xt, gy, &gx));
+    for (int i = 0; i < 2; i++) ck_assert_msg(!signbit(um_f32(y)[i]), "y[%d] is -0", i);
+    for (int i = 0; i < 8; i++) ck_assert_msg(!signbit(um_f32(gx)[i]), "gx[%d] is -0", i);
     um_module_release(m);
     um_tensor_release(gy);
     um_tensor_release(xt);

@@ -145,43 +145,43 @@ batchnorm_backward_channel(int64_t ch, const float *xp, const float *gyp, int ma
 #undef UM_BN_GY
 }
 
-/* Evaluation mode with no parameter gradients (PGD) needs no sums over the batch: its
- * rows run in parallel over images and channels, not over channels alone. */
-#define EVAL_INPUT_ONLY (!training && !ggp && !gbp && gxp)
-
-int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_tensor *gamma,
-                              const um_tensor *stat_a, const um_tensor *stat_b, double eps, int training,
-                              um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
-                              int64_t n, int64_t c, int64_t inner) {
-    const float *xp = um_f32(x), *gyp = um_f32(gy), *gp = um_f32(gamma), *ap = um_f32(stat_a), *bp = um_f32(stat_b);
-    float *gxp = gx ? um_f32(gx) : NULL, *ggp = ggamma ? um_f32(ggamma) : NULL, *gbp = gbeta ? um_f32(gbeta) : NULL;
-    if (EVAL_INPUT_ONLY) {
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t ch = 0; ch < c; ch++) batchnorm_eval_row(i, ch, gyp, 0, NULL, gp, bp, eps, gxp, c, inner);
-        return UM_OK;
-    }
-#pragma omp parallel for schedule(static)
-    for (int64_t ch = 0; ch < c; ch++)
-        batchnorm_backward_channel(ch, xp, gyp, 0, NULL, gp, ap, bp, eps, training, gxp, ggp, gbp, n, c, inner);
-    return UM_OK;
-}
+/* The loops over a batch, with masked a literal in each instantiation (see
+ * batchnorm_backward_channel). Evaluation mode with no parameter gradients (PGD) needs no
+ * sums over the batch: its rows run in parallel over images and channels, not over
+ * channels alone. */
+#define BATCHNORM_BACKWARD_LOOPS(MASKED, MP)                                                        \
+    do {                                                                                        \
+        if (!training && !ggp && !gbp && gxp) {                                                 \
+            _Pragma("omp parallel for collapse(2) schedule(static)")                            \
+            for (int64_t i = 0; i < n; i++)                                                     \
+                for (int64_t ch = 0; ch < c; ch++)                                              \
+                    batchnorm_eval_row(i, ch, gyp, MASKED, MP, gp, bp, eps, gxp, c, inner);     \
+        } else {                                                                                \
+            _Pragma("omp parallel for schedule(static)")                                        \
+            for (int64_t ch = 0; ch < c; ch++)                                                  \
+                batchnorm_backward_channel(ch, xp, gyp, MASKED, MP, gp, ap, bp, eps, training,  \
+                                           gxp, ggp, gbp, n, c, inner);                         \
+        }                                                                                       \
+    } while (0)
 
 int um_cpu_batchnorm_relu_backward(const um_tensor *x, const um_tensor *relu_out, const um_tensor *gy,
                                    const um_tensor *gamma, const um_tensor *stat_a, const um_tensor *stat_b,
                                    double eps, int training, um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
                                    int64_t n, int64_t c, int64_t inner) {
-    const float *xp = um_f32(x), *mp = um_f32(relu_out), *gyp = um_f32(gy), *gp = um_f32(gamma);
+    const float *xp = um_f32(x), *mp = relu_out ? um_f32(relu_out) : NULL, *gyp = um_f32(gy), *gp = um_f32(gamma);
     const float *ap = um_f32(stat_a), *bp = um_f32(stat_b);
     float *gxp = gx ? um_f32(gx) : NULL, *ggp = ggamma ? um_f32(ggamma) : NULL, *gbp = gbeta ? um_f32(gbeta) : NULL;
-    if (EVAL_INPUT_ONLY) {
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t ch = 0; ch < c; ch++) batchnorm_eval_row(i, ch, gyp, 1, mp, gp, bp, eps, gxp, c, inner);
-        return UM_OK;
-    }
-#pragma omp parallel for schedule(static)
-    for (int64_t ch = 0; ch < c; ch++)
-        batchnorm_backward_channel(ch, xp, gyp, 1, mp, gp, ap, bp, eps, training, gxp, ggp, gbp, n, c, inner);
+    if (mp)
+        BATCHNORM_BACKWARD_LOOPS(1, mp);
+    else
+        BATCHNORM_BACKWARD_LOOPS(0, NULL);
     return UM_OK;
+}
+
+int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_tensor *gamma,
+                              const um_tensor *stat_a, const um_tensor *stat_b, double eps, int training,
+                              um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
+                              int64_t n, int64_t c, int64_t inner) {
+    return um_cpu_batchnorm_relu_backward(x, NULL, gy, gamma, stat_a, stat_b, eps, training, gx, ggamma, gbeta, n, c,
+                                          inner);
 }

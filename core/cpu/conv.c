@@ -13,6 +13,7 @@
 #include <string.h>
 #include "error.h"
 #include "conv_taps.h"
+#include "im2col.h"
 #include "nn_cpu.h"
 
 int um_cpu_blas_serial_begin(void) {
@@ -78,15 +79,8 @@ typedef struct {
 
 static int has_small_kernels(void);
 
-/* With a column stride (sw > 1) im2col and col2im work through each input plane split
- * into its sw column phases (phase p holds columns p, p + sw, ...; columns_split), so that
- * every row of the column matrix is a contiguous run of one phase. Element by element
- * the strided gather took 66% of ResNetSmall's 16 -> 32 stride-2 forward under perf, and
- * the strided scatter-add as much of its input gradient. The phases of one plane follow
- * the column matrix in the scratch. */
-static int64_t phase_width(const um_window2d *g) { return (g->w + g->sw - 1) / g->sw; }
-static int64_t phase_floats(const um_window2d *g) { return g->sw > 1 ? g->sw * g->h * phase_width(g) : 0; }
-static int64_t im2col_floats(const um_window2d *g) { return col_rows(g) * col_cols(g) + phase_floats(g); }
+/* The column matrix and the scratch of um_im2col / um_col2im after it. */
+static int64_t im2col_floats(const um_window2d *g) { return col_rows(g) * col_cols(g) + um_im2col_scratch_floats(g); }
 
 static conv_plan plan_of(const um_window2d *g) {
     conv_plan p = {0};
@@ -193,220 +187,6 @@ static um_window2d channel_part(const um_window2d *g, int64_t c0, int64_t group)
     return part;
 }
 
-/* Range of output columns ox whose input column ox*sw - pad + kj lies inside [0, w). */
-static void valid_range(int64_t out, int64_t stride, int64_t pad, int64_t k, int64_t in,
-                        int64_t *lo, int64_t *hi) {
-    int64_t a = pad - k;                 /* need ox*stride >= a */
-    int64_t b = in + pad - k;            /* need ox*stride < b */
-    int64_t l = a <= 0 ? 0 : (a + stride - 1) / stride;
-    int64_t h = b <= 0 ? 0 : (b + stride - 1) / stride;
-    if (h > out) h = out;
-    if (l > h) l = h;
-    *lo = l; *hi = h;
-}
-
-/* Stride 1 with ow == w (`same` width): row (c, ki, kj) of the column matrix is the
- * input plane shifted by (di, dj) = (ki - pad_top, kj - pad_left), read as one long run;
- * positions whose column wrapped around (ox + dj outside [0, w)) or whose row falls
- * outside the input are zero. This turns im2col and col2im into long copies and adds. */
-static int is_shift_layout(const um_window2d *g) { return g->sh == 1 && g->sw == 1 && g->ow == g->w; }
-
-typedef struct {
-    int64_t d0, d1;      /* destination (column-matrix) run with valid rows */
-    int64_t shift;       /* source index = destination index + shift */
-    int64_t c0, c1;      /* valid columns [c0, c1) */
-} shift_run;
-
-static shift_run shift_of(const um_window2d *g, int64_t ki, int64_t kj) {
-    const int64_t di = ki - g->pad_top, dj = kj - g->pad_left, w = g->w;
-    int64_t lo = di < 0 ? -di : 0, hi = g->h - di < g->oh ? g->h - di : g->oh;
-    if (hi < lo) hi = lo;
-    shift_run r = {lo * w, hi * w, di * w + dj, dj < 0 ? -dj : 0, dj > 0 ? w - dj : w};
-    /* keep source indices inside the plane; the clipped ends are wrapped columns */
-    if (r.d0 + r.shift < 0) r.d0 = -r.shift;
-    if (r.d1 + r.shift > g->h * w) r.d1 = g->h * w - r.shift;
-    /* taps whose rows all fall in the padding (tiny inputs): an empty run inside the
-     * matrix, and wrapped-column bounds inside the row */
-    const int64_t P = g->oh * w;
-    if (r.d0 > P) r.d0 = P;
-    if (r.d1 > P) r.d1 = P;
-    if (r.d1 < r.d0) r.d1 = r.d0;
-    if (r.c0 > w) r.c0 = w;
-    if (r.c1 < 0) r.c1 = 0;
-    return r;
-}
-
-/* Zero the wrapped columns of rows [row0, row1) of a column-matrix row block. */
-static void zero_wrapped(float *dst, int64_t w, int64_t row0, int64_t row1, int64_t c0, int64_t c1) {
-    for (int64_t oy = row0; oy < row1; oy++) {
-        for (int64_t ox = 0; ox < c0; ox++) dst[oy * w + ox] = 0.0f;
-        for (int64_t ox = c1; ox < w; ox++) dst[oy * w + ox] = 0.0f;
-    }
-}
-
-static void im2col_shift(const um_window2d *g, const float *x, float *col) {
-    const int64_t P = col_cols(g), w = g->w, plane = g->h * g->w, taps = g->kh * g->kw;
-    for (int64_t t = 0; t < taps; t++) {
-        const shift_run r = shift_of(g, t / g->kw, t % g->kw);
-        const int64_t row0 = r.d0 / w, row1 = (r.d1 + w - 1) / w;
-        for (int64_t c = 0; c < g->c; c++) {
-            float *dst = col + (c * taps + t) * P;
-            const float *src = x + c * plane;
-            memset(dst, 0, (size_t)(row0 * w) * sizeof(float));
-            memcpy(dst + r.d0, src + r.d0 + r.shift, (size_t)(r.d1 - r.d0) * sizeof(float));
-            memset(dst + row1 * w, 0, (size_t)(P - row1 * w) * sizeof(float));
-            zero_wrapped(dst, w, row0, row1, r.c0, r.c1);
-        }
-    }
-}
-
-/* col is scratch: its wrapped columns are zeroed so the long add can run over them. */
-static void col2im_shift(const um_window2d *g, float *col, float *gx) {
-    const int64_t P = col_cols(g), w = g->w, plane = g->h * g->w;
-    const int64_t taps = g->kh * g->kw;
-    memset(gx, 0, (size_t)(g->c * plane) * sizeof(float));
-    for (int64_t t = 0; t < taps; t++) {
-        const shift_run r = shift_of(g, t / g->kw, t % g->kw);
-        for (int64_t c = 0; c < g->c; c++) {
-            float *src = col + (c * taps + t) * P;
-            float *dst = gx + c * plane + r.shift;
-            zero_wrapped(src, w, r.d0 / w, (r.d1 + w - 1) / w, r.c0, r.c1);
-#pragma omp simd
-            for (int64_t d = r.d0; d < r.d1; d++) dst[d] += src[d];
-        }
-    }
-}
-
-/* The stride-2 cases, vectorised (as permutes) once the compiler knows the three runs
- * apart: in[2j] -> even[j], in[2j+1] -> odd[j], and back. */
-static void split_pairs(const float *restrict in, float *restrict even, float *restrict odd, int64_t n) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) {
-        even[j] = in[2 * j];
-        odd[j] = in[2 * j + 1];
-    }
-}
-
-static void merge_pairs(const float *restrict even, const float *restrict odd, float *restrict out, int64_t n) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) {
-        out[2 * j] = even[j];
-        out[2 * j + 1] = odd[j];
-    }
-}
-
-/* plane (h, w) -> its sw column phases, phase p (h, phase_width) holding columns p, p +
- * sw, ...; a last phase column past w is left unset (valid_range never reads it). */
-static void columns_split(const um_window2d *g, const float *plane, float *phases) {
-    const int64_t sw = g->sw, w = g->w, wp = phase_width(g), stride = g->h * wp;
-    for (int64_t iy = 0; iy < g->h; iy++) {
-        const float *in = plane + iy * w;
-        float *out = phases + iy * wp;
-        if (sw == 2) {
-            split_pairs(in, out, out + stride, w / 2);
-            if (w % 2) out[w / 2] = in[w - 1];
-            continue;
-        }
-        for (int64_t ix = 0; ix < w; ix++) out[(ix % sw) * stride + ix / sw] = in[ix];
-    }
-}
-
-/* The inverse: phases -> plane (h, w), every cell written. */
-static void columns_merge(const um_window2d *g, const float *phases, float *plane) {
-    const int64_t sw = g->sw, w = g->w, wp = phase_width(g), stride = g->h * wp;
-    for (int64_t iy = 0; iy < g->h; iy++) {
-        const float *in = phases + iy * wp;
-        float *out = plane + iy * w;
-        if (sw == 2) {
-            merge_pairs(in, in + stride, out, w / 2);
-            if (w % 2) out[w - 1] = in[w / 2];
-            continue;
-        }
-        for (int64_t ix = 0; ix < w; ix++) out[ix] = in[(ix % sw) * stride + ix / sw];
-    }
-}
-
-/* Where the input columns of kernel column kj lie: row iy of the returned base, *row
- * floats apart, holds input column ox*sw - pad_left + kj at index ox (for the valid ox of
- * valid_range). With stride 1 that is the plane shifted; otherwise one column phase. */
-static const float *tap_source(const um_window2d *g, int64_t kj, const float *plane, const float *phases,
-                               int64_t *row) {
-    const int64_t off = kj - g->pad_left;
-    if (g->sw == 1) {
-        *row = g->w;
-        return plane + off;
-    }
-    const int64_t p = ((off % g->sw) + g->sw) % g->sw;
-    *row = phase_width(g);
-    return phases + p * g->h * *row + (off - p) / g->sw;
-}
-
-/* x (c, h, w) -> col (c*kh*kw, oh*ow), any stride and padding. GCC would turn the copy
- * loops back into memcpy/memset calls, which cost more than they move on short rows. */
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-static void im2col(const um_window2d *g, const float *x, float *col) {
-    if (is_shift_layout(g)) {
-        im2col_shift(g, x, col);
-        return;
-    }
-    const int64_t P = col_cols(g), plane = g->h * g->w;
-    float *phases = col + col_rows(g) * P;
-    for (int64_t c = 0; c < g->c; c++) {
-        const float *xc = x + c * plane;
-        if (g->sw > 1) columns_split(g, xc, phases);
-        for (int64_t ki = 0; ki < g->kh; ki++)
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                float *dst = col + ((c * g->kh + ki) * g->kw + kj) * P;
-                int64_t lo, hi, row;
-                const float *base = tap_source(g, kj, xc, phases, &row);
-                valid_range(g->ow, g->sw, g->pad_left, kj, g->w, &lo, &hi);
-                for (int64_t oy = 0; oy < g->oh; oy++, dst += g->ow) {
-                    int64_t iy = oy * g->sh - g->pad_top + ki;
-                    if (iy < 0 || iy >= g->h || lo >= hi) {
-                        for (int64_t ox = 0; ox < g->ow; ox++) dst[ox] = 0.0f;
-                        continue;
-                    }
-                    const float *src = base + iy * row;
-                    for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-#pragma omp simd
-                    for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox];
-                    for (int64_t ox = hi; ox < g->ow; ox++) dst[ox] = 0.0f;
-                }
-            }
-    }
-}
-
-/* col (c*kh*kw, oh*ow) summed back into gx (c, h, w), which is overwritten; col is
- * scratch and may be changed. */
-static void col2im(const um_window2d *g, float *col, float *gx) {
-    if (is_shift_layout(g)) {
-        col2im_shift(g, col, gx);
-        return;
-    }
-    const int64_t P = col_cols(g), plane = g->h * g->w;
-    float *phases = col + col_rows(g) * P;
-    for (int64_t c = 0; c < g->c; c++) {
-        float *gxc = gx + c * plane;
-        /* the sums gather in gx's plane itself, or in its column phases */
-        memset(g->sw > 1 ? phases : gxc, 0, (size_t)(g->sw > 1 ? phase_floats(g) : plane) * sizeof(float));
-        for (int64_t ki = 0; ki < g->kh; ki++)
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                const float *src = col + ((c * g->kh + ki) * g->kw + kj) * P;
-                int64_t lo, hi, row;
-                float *base = (float *)tap_source(g, kj, gxc, phases, &row);
-                valid_range(g->ow, g->sw, g->pad_left, kj, g->w, &lo, &hi);
-                for (int64_t oy = 0; oy < g->oh; oy++, src += g->ow) {
-                    int64_t iy = oy * g->sh - g->pad_top + ki;
-                    if (iy < 0 || iy >= g->h) continue;
-                    float *dst = base + iy * row;
-#pragma omp simd
-                    for (int64_t ox = lo; ox < hi; ox++) dst[ox] += src[ox];
-                }
-            }
-        if (g->sw > 1) columns_merge(g, phases, gxc);
-    }
-}
-
 /* Threads to use over n images: all when every thread gets an image, else one thread
  * and a multithreaded BLAS (small batches, e.g. a single PGD example). */
 static int image_threads(int64_t n) {
@@ -423,7 +203,7 @@ static void cols_convolve(const um_window2d *g, int blocks, int64_t group, const
         const um_window2d part = channel_part(g, c0, group);
         const float *b = x + c0 * plane;
         if (!is_pointwise(g)) {
-            im2col(&part, b, col);
+            um_im2col(&part, b, col, col + col_rows(&part) * P);
             b = col;
         }
         gemm_cols(blocks, 0, g->c_out, P, part.c * taps, w + c0 * taps, K, b, P, c0 ? 1.0f : 0.0f, y, P);
@@ -477,7 +257,7 @@ static void cols_input_grad(const um_window2d *g, int blocks, int64_t group, con
             gemm_cols(blocks, 1, part.c, P, g->c_out, w + c0, K, gy, P, 0.0f, out, P);
         } else {
             gemm_cols(blocks, 1, part.c * taps, P, g->c_out, w + c0 * taps, K, gy, P, 0.0f, col, P);
-            col2im(&part, col, out);
+            um_col2im(&part, col, out, col + col_rows(&part) * P);
         }
     }
 }
@@ -488,7 +268,7 @@ static void cols_input_grad(const um_window2d *g, int blocks, int64_t group, con
 static void cols_weight_grad(const um_window2d *g, const float *x, const float *gy, float *col, float *gw_t) {
     const float *b = x;
     if (!is_pointwise(g)) {
-        im2col(g, x, col);
+        um_im2col(g, x, col, col + col_rows(g) * col_cols(g));
         b = col;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)col_rows(g), (int)g->c_out, (int)col_cols(g), 1.0f, b,

@@ -159,12 +159,14 @@ START_TEST(conv_matches_direct_reference) {
         {.c_in = 2, .c_out = 3, .kh = 3, .kw = 4, .sh = 1, .sw = 3, .padding = UM_PAD_EXPLICIT, .pad = {0, 1, 2, 1}},
         {.c_in = 3, .c_out = 2, .kh = 1, .kw = 1, .sh = 2, .sw = 2, .padding = UM_PAD_VALID, .bias = 1},
         {.c_in = 16, .c_out = 8, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_SAME},
+        /* `valid` stride 2 leaving the last input row and column unread (zero gradient) */
+        {.c_in = 2, .c_out = 3, .kh = 2, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_VALID, .bias = 1},
     };
     /* per-tap rows wide enough for their junk columns (UM_CONV_TAPS_MAX_JUNK), forward and
      * input gradient */
     const int64_t sizes[][3] = {{3, 6, 7}, {2, 5, 4}, {4, 7, 6}, {1, 4, 6}, {3, 5, 5}, {2, 6, 5}, {3, 3, 4},
                                 {3, 6, 16}, {2, 5, 24}, {1, 4, 16}, {2, 5, 16}, {3, 6, 18}, {2, 3, 4}, {3, 1, 16},
-                                {3, 4, 16}, {2, 7, 9}, {2, 5, 11}, {2, 5, 8}, {3, 8, 8}};
+                                {3, 4, 16}, {2, 7, 9}, {2, 5, 11}, {2, 5, 8}, {3, 8, 8}, {2, 5, 8}};
     /* im2col products whole (or as OpenBLAS's kernels make best), and split over groups of
      * 1, 2 and 3 input channels (uneven last groups included) */
     for (int64_t group = 0; group <= 3; group++)

@@ -1,0 +1,14 @@
+/* The column matrix of one image for CPU convolutions (core/cpu/im2col.c). */
+#ifndef UM_IM2COL_H
+#define UM_IM2COL_H
+#include "nn_ops.h"
+
+/* Floats of scratch that um_im2col and um_col2im need besides the matrix (one channel's
+ * padded plane). */
+int64_t um_im2col_scratch_floats(const um_window2d *g);
+/* x (c, h, w) -> col (c*kh*kw, oh*ow), any stride and padding. */
+void um_im2col(const um_window2d *g, const float *x, float *col, float *scratch);
+/* col (c*kh*kw, oh*ow) summed back into gx (c, h, w), which is overwritten. */
+void um_col2im(const um_window2d *g, const float *col, float *gx, float *scratch);
+
+#endif

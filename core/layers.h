@@ -44,8 +44,9 @@ int um_batchnorm2d_new(um_module **out, int64_t channels, double momentum, doubl
 
 int um_relu_new(um_module **out);
 /* ReLU's ops->fold_backward (core/nn_batchnorm.c): after a BatchNorm2d, its backward (in
- * the mode of its last forward, with the flags asked) of the ReLU's gradient, read through
- * the ReLU's output in the same pass; UM_NOT_FOLDED where the backend has no such kernel. */
+ * the mode of its last forward, with the flags asked) of the ReLU's gradient, the ReLU's
+ * mask recomputed from the batch norm's input in the same pass; UM_NOT_FOLDED where the
+ * backend has no such kernel. */
 int um_batchnorm_relu_fold_backward(um_module *relu, um_module *bn, um_tensor *x, um_tensor *gy, int flags);
 int um_flatten_new(um_module **out);                 /* (n, ...) -> (n, rest) view */
 int um_identity_new(um_module **out);

@@ -58,8 +58,9 @@ static int bn_forward(um_module *m, um_tensor *x) {
                                            m->buffers[0], m->buffers[1], b->momentum, b->eps, n, c, inner);
 }
 
-/* The backward of the batch norm, of (relu_out > 0 ? gy : 0) when relu_out is given. */
-static int bn_backward_masked(um_module *m, um_tensor *x, const um_tensor *relu_out, um_tensor *gy, int flags) {
+/* The backward of the batch norm, of (y > 0 ? gy : 0) when relu (the ReLU after it) is
+ * folded in, y the batch norm's output. */
+static int bn_backward_masked(um_module *m, um_tensor *x, int relu, um_tensor *gy, int flags) {
     bn_module *b = (bn_module *)m;
     const um_backend *be = um_backend_of(x);
     const int64_t n = x->size[0], c = b->channels, inner = inner_size(x);
@@ -71,21 +72,21 @@ static int bn_backward_masked(um_module *m, um_tensor *x, const um_tensor *relu_
     const um_tensor *sb = b->fwd_training ? b->save_invstd : m->buffers[1];
     um_tensor *gx = (flags & UM_GRAD_INPUT) ? m->grad_input : NULL;
     um_tensor *gg = params ? m->grads[0] : NULL, *gb = params ? m->grads[1] : NULL;
-    if (relu_out)
-        return be->nn->batchnorm_relu_backward(x, relu_out, gy, m->params[0], sa, sb, b->eps, b->fwd_training, gx,
-                                               gg, gb, n, c, inner);
+    if (relu)
+        return be->nn->batchnorm_relu_backward(x, gy, m->params[0], m->params[1], sa, sb, b->eps, b->fwd_training,
+                                               gx, gg, gb, n, c, inner);
     return be->nn->batchnorm_backward(x, gy, m->params[0], sa, sb, b->eps, b->fwd_training, gx, gg, gb, n, c,
                                       inner);
 }
 
 static int bn_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
-    return bn_backward_masked(m, x, NULL, gy, flags);
+    return bn_backward_masked(m, x, 0, gy, flags);
 }
 
 int um_batchnorm_relu_fold_backward(um_module *relu, um_module *bn, um_tensor *x, um_tensor *gy, int flags) {
     if (strcmp(bn->ops->type, "BatchNorm2d") != 0 || !um_backend_of(gy)->nn->batchnorm_relu_backward)
         return UM_NOT_FOLDED;
-    return bn_backward_masked(bn, x, relu->output, gy, flags);
+    return bn_backward_masked(bn, x, 1, gy, flags);
 }
 
 static void bn_describe(const um_module *m, char *buf, size_t n) {

@@ -67,7 +67,9 @@ struct um_nn_ops {
     /* Optional (NULL where not offered): batchnorm_backward of a batch norm followed by a
      * ReLU, with gy the gradient at the ReLU's output: the batch norm's backward of (y > 0 ?
      * gy : 0), y the batch norm's output recomputed from x, gamma and beta exactly as its
-     * forward computed it; the numbers of the two backwards in one pass. */
+     * forward computed it (from the parameters and statistics as they are now: like
+     * gamma in any batch-norm backward, they must not change between the forward and
+     * the backward); the numbers of the two backwards in one pass. */
     int (*batchnorm_relu_backward)(const um_tensor *x, const um_tensor *gy, const um_tensor *gamma,
                                    const um_tensor *beta, const um_tensor *stat_a, const um_tensor *stat_b,
                                    double eps, int training, um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,

@@ -38,9 +38,9 @@ static int is_pointwise(const um_window2d *g) {
 /* The input gradient of a stride-1 convolution is itself a convolution: of gy, padded
  * by (kernel - 1 - padding) on each side, with the kernel flipped in space and its two
  * channel axes swapped ("transposable": when those paddings are not negative). Computed
- * that way, gx is written directly, instead of an sgemm into a column matrix and col2im's
- * read-add-write passes over gx, one per kernel tap (the backward loop around col2im took
- * 20% of ResNetSmall's input-gradient time under perf, 3% after). With per-tap sgemms
+ * that way, gx is written directly, instead of an sgemm into a column matrix summed
+ * back by col2im (when col2im made one read-add-write pass over gx per kernel tap, its
+ * loop took 20% of ResNetSmall's input-gradient time under perf, 3% after). With per-tap sgemms
  * (conv_taps.c) that always pays; through im2col of gy it moves c_out/c times the column
  * data, which with c_out = 2c measured 35% slower, so that way is taken while c_out <= c. */
 static int transposable(const um_window2d *g) {

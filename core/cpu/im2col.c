@@ -87,17 +87,18 @@ static void pad_plane(const um_window2d *g, const float *plane, float *pp) {
             memset(out, 0, (size_t)n * sizeof(float));
         } else {
             memset(out, 0, (size_t)q0 * sizeof(float));
-            memcpy(out + q0, plane + iy * g->w + q0 - g->pad_left, (size_t)(q1 - q0) * sizeof(float));
+            if (q1 > q0) memcpy(out + q0, plane + iy * g->w + q0 - g->pad_left, (size_t)(q1 - q0) * sizeof(float));
             memset(out + q1, 0, (size_t)(n - q1) * sizeof(float));
         }
         if (g->sw > 1) split_row(g, tmp, pp + r * pw);
     }
 }
 
-/* The padded plane's inside -> plane (h, w); rows the windows never read are zero. */
-static void unpad_plane(const um_window2d *g, const float *pp, float *plane) {
+/* The padded plane's inside -> plane (h, w); rows and columns the windows never read are
+ * zero. pp is the phases when sw > 1, followed by one row of scratch. */
+static void unpad_plane(const um_window2d *g, float *pp, float *plane) {
     const int64_t rows = padded_rows(g), n = padded_cols(g), pw = phase_cols(g);
-    float *tmp = (float *)pp + g->sw * phase_floats(g);
+    float *tmp = pp + g->sw * phase_floats(g);
     int64_t q0, q1;
     inside_cols(g, &q0, &q1);
     for (int64_t iy = 0; iy < g->h; iy++) {
@@ -112,8 +113,9 @@ static void unpad_plane(const um_window2d *g, const float *pp, float *plane) {
             merge_row(g, pp + r * pw, tmp);
             in = tmp;
         }
-        /* input columns outside [q0, q1) - pad_left are read by no window */
-        const int64_t x0 = q0 - g->pad_left, x1 = q1 - g->pad_left;
+        /* input columns outside [q0, q1) - pad_left are read by no window (all of them
+         * when the left padding is wider than what the windows span) */
+        const int64_t x0 = q1 > q0 ? q0 - g->pad_left : 0, x1 = q1 > q0 ? q1 - g->pad_left : 0;
         memset(out, 0, (size_t)x0 * sizeof(float));
         memcpy(out + x0, in + q0, (size_t)(x1 - x0) * sizeof(float));
         memset(out + x1, 0, (size_t)(g->w - x1) * sizeof(float));

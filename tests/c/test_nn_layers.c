@@ -94,9 +94,9 @@ START_TEST(conv_bias_and_explicit_padding) {
 }
 END_TEST
 
-/* The fast paths (shifted copies for stride 1, pointwise, per-image threads, and from 8
- * channels in and out one sgemm per kernel tap) against a direct double-precision
- * convolution, forward and all three gradients. */
+/* The fast paths (im2col through padded planes and column phases, pointwise, per-image
+ * threads, and from 8 channels in and out one sgemm per kernel tap) against a direct
+ * double-precision convolution, forward and all three gradients. */
 static void naive_conv(const um_conv2d_config *k, const um_tensor *x, const float *w, const float *b,
                        const um_tensor *gy, int64_t pt, int64_t pl, int64_t oh, int64_t ow,
                        double *y, double *gx, double *gw, double *gb) {
@@ -153,20 +153,23 @@ START_TEST(conv_matches_direct_reference) {
         {.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
         /* per-tap forward and input gradient, weight gradient through im2col (> 16 channels) */
         {.c_in = 20, .c_out = 9, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
-        /* column strides through the split column phases: stride 2 on odd and even widths
-         * with left padding 1 (phase shifts of -1 and +0), stride 3, a 1x1 stride 2 */
+        /* column strides through the padded plane's column phases: stride 2 on odd and
+         * even widths with padding 1, stride 3, a 1x1 stride 2 */
         {.c_in = 3, .c_out = 4, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_EXPLICIT, .pad = {1, 1, 1, 1}},
         {.c_in = 2, .c_out = 3, .kh = 3, .kw = 4, .sh = 1, .sw = 3, .padding = UM_PAD_EXPLICIT, .pad = {0, 1, 2, 1}},
         {.c_in = 3, .c_out = 2, .kh = 1, .kw = 1, .sh = 2, .sw = 2, .padding = UM_PAD_VALID, .bias = 1},
         {.c_in = 16, .c_out = 8, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_SAME},
         /* `valid` stride 2 leaving the last input row and column unread (zero gradient) */
         {.c_in = 2, .c_out = 3, .kh = 2, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_VALID, .bias = 1},
+        /* left padding wider than the columns the windows span: no input column is read */
+        {.c_in = 1, .c_out = 1, .kh = 1, .kw = 1, .sh = 3, .sw = 3, .padding = UM_PAD_EXPLICIT, .pad = {0, 0, 2, 0}},
+        {.c_in = 1, .c_out = 2, .kh = 2, .kw = 2, .sh = 1, .sw = 4, .padding = UM_PAD_EXPLICIT, .pad = {0, 0, 3, 0}},
     };
     /* per-tap rows wide enough for their junk columns (UM_CONV_TAPS_MAX_JUNK), forward and
      * input gradient */
     const int64_t sizes[][3] = {{3, 6, 7}, {2, 5, 4}, {4, 7, 6}, {1, 4, 6}, {3, 5, 5}, {2, 6, 5}, {3, 3, 4},
                                 {3, 6, 16}, {2, 5, 24}, {1, 4, 16}, {2, 5, 16}, {3, 6, 18}, {2, 3, 4}, {3, 1, 16},
-                                {3, 4, 16}, {2, 7, 9}, {2, 5, 11}, {2, 5, 8}, {3, 8, 8}, {2, 5, 8}};
+                                {3, 4, 16}, {2, 7, 9}, {2, 5, 11}, {2, 5, 8}, {3, 8, 8}, {2, 5, 8}, {1, 1, 1}, {2, 3, 2}};
     /* im2col products whole (or as OpenBLAS's kernels make best), and split over groups of
      * 1, 2 and 3 input channels (uneven last groups included) */
     for (int64_t group = 0; group <= 3; group++)

@@ -127,10 +127,9 @@ batchnorm_eval_row(int64_t i, int64_t ch, const float *xp, const float *gyp, int
 /* The backward of channel ch, gy taken as (y > 0 ? gy : 0) when masked, y the forward's
  * output recomputed from x (a ReLU after the batch norm, folded in: the gradient at its
  * input is never stored, nor its output read: 4 reads of the batch where the ReLU's
- * output made 6). Inlined
- * inside each caller's parallel loop with masked a constant, so that each gets its own
- * vectorised loops (a run-time test inside them made them scalar and 3x slower); the two
- * give bit-identical numbers. */
+ * output made 6). Inlined inside each caller's parallel loop with masked a constant, so
+ * that each gets its own vectorised loops (a run-time test inside them made them scalar
+ * and 3x slower); the two give bit-identical numbers. */
 static inline __attribute__((always_inline)) void
 batchnorm_backward_channel(int64_t ch, const float *xp, const float *gyp, int masked, const float *gp,
                            const float *betap, const float *ap, const float *bp, double eps, int training,

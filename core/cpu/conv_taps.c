@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <string.h>
 #include "conv_taps.h"
+#include "im2col.h"
 
 /* Bottom and right padding implied by the output size. */
 static int64_t pad_bottom(const um_window2d *g) { return g->oh - 1 + g->kh - g->h - g->pad_top; }
@@ -39,20 +40,8 @@ void um_conv_taps_weights(const um_window2d *g, const float *w, float *wt) {
 }
 
 void um_conv_taps_pad(const um_window2d *g, const float *x, float *xpad) {
-    const int64_t wp = padded_width(g), plane = padded_plane(g);
-    const int64_t hp = plane / wp, top = g->pad_top, left = g->pad_left, right = wp - left - g->w;
-    for (int64_t c = 0; c < g->c; c++) {
-        float *dst = xpad + c * plane;
-        const float *src = x + c * g->h * g->w;
-        memset(dst, 0, (size_t)(top * wp + left) * sizeof(float));
-        for (int64_t r = 0; r < g->h; r++) {
-            float *row = dst + (top + r) * wp + left;
-            memcpy(row, src + r * g->w, (size_t)g->w * sizeof(float));
-            /* the right padding of this row and the left padding of the next */
-            memset(row + g->w, 0, (size_t)(right + (r + 1 < g->h ? left : 0)) * sizeof(float));
-        }
-        memset(dst + (top + g->h) * wp, 0, (size_t)((hp - top - g->h) * wp) * sizeof(float));
-    }
+    const int64_t plane = padded_plane(g);
+    for (int64_t c = 0; c < g->c; c++) um_pad_plane(g, x + c * g->h * g->w, xpad + c * plane);
     memset(xpad + g->c * plane, 0, (size_t)g->kw * sizeof(float));
 }
 

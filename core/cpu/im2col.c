@@ -74,23 +74,43 @@ static void inside_cols(const um_window2d *g, int64_t *q0, int64_t *q1) {
     if (*q1 < *q0) *q1 = *q0;
 }
 
-/* plane (h, w) -> its padded plane (as phases when sw > 1) at pp. */
-static void pad_plane(const um_window2d *g, const float *plane, float *pp) {
+/* Stride 1: the padded rows lie one after another, so the zeros after one row's inside
+ * and before the next row's are one run. */
+static void pad_rows(const um_window2d *g, const float *plane, float *pp) {
+    const int64_t rows = padded_rows(g), n = padded_cols(g);
+    int64_t q0, q1;
+    inside_cols(g, &q0, &q1);
+    const int64_t r0 = g->pad_top < 0 ? 0 : (g->pad_top < rows ? g->pad_top : rows);
+    const int64_t r1 = g->pad_top + g->h < rows ? g->pad_top + g->h : rows;
+    float *zeros = pp;   /* start of the zeros not yet written */
+    for (int64_t r = r0; r < r1 && q1 > q0; r++) {
+        float *row = pp + r * n;
+        memset(zeros, 0, (size_t)(row + q0 - zeros) * sizeof(float));
+        memcpy(row + q0, plane + (r - g->pad_top) * g->w + q0 - g->pad_left, (size_t)(q1 - q0) * sizeof(float));
+        zeros = row + q1;
+    }
+    memset(zeros, 0, (size_t)(pp + rows * n - zeros) * sizeof(float));
+}
+
+void um_pad_plane(const um_window2d *g, const float *plane, float *pp) {
+    if (g->sw == 1) {
+        pad_rows(g, plane, pp);
+        return;
+    }
     const int64_t rows = padded_rows(g), n = padded_cols(g), pw = phase_cols(g);
     float *tmp = pp + g->sw * phase_floats(g);
     int64_t q0, q1;
     inside_cols(g, &q0, &q1);
     for (int64_t r = 0; r < rows; r++) {
         const int64_t iy = r - g->pad_top;
-        float *out = g->sw > 1 ? tmp : pp + r * n;
         if (iy < 0 || iy >= g->h) {
-            memset(out, 0, (size_t)n * sizeof(float));
+            memset(tmp, 0, (size_t)n * sizeof(float));
         } else {
-            memset(out, 0, (size_t)q0 * sizeof(float));
-            if (q1 > q0) memcpy(out + q0, plane + iy * g->w + q0 - g->pad_left, (size_t)(q1 - q0) * sizeof(float));
-            memset(out + q1, 0, (size_t)(n - q1) * sizeof(float));
+            memset(tmp, 0, (size_t)q0 * sizeof(float));
+            if (q1 > q0) memcpy(tmp + q0, plane + iy * g->w + q0 - g->pad_left, (size_t)(q1 - q0) * sizeof(float));
+            memset(tmp + q1, 0, (size_t)(n - q1) * sizeof(float));
         }
-        if (g->sw > 1) split_row(g, tmp, pp + r * pw);
+        split_row(g, tmp, pp + r * pw);
     }
 }
 
@@ -134,7 +154,7 @@ __attribute__((optimize("no-tree-loop-distribute-patterns")))
 void um_im2col(const um_window2d *g, const float *x, float *col, float *scratch) {
     const int64_t P = g->oh * g->ow, ow = g->ow, step = g->sh * phase_cols(g);
     for (int64_t c = 0; c < g->c; c++) {
-        pad_plane(g, x + c * g->h * g->w, scratch);
+        um_pad_plane(g, x + c * g->h * g->w, scratch);
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) {
                 float *dst = col + ((c * g->kh + ki) * g->kw + kj) * P;

@@ -164,12 +164,19 @@ START_TEST(conv_matches_direct_reference) {
         /* left padding wider than the columns the windows span: no input column is read */
         {.c_in = 1, .c_out = 1, .kh = 1, .kw = 1, .sh = 3, .sw = 3, .padding = UM_PAD_EXPLICIT, .pad = {0, 0, 2, 0}},
         {.c_in = 1, .c_out = 2, .kh = 2, .kw = 2, .sh = 1, .sw = 4, .padding = UM_PAD_EXPLICIT, .pad = {0, 0, 3, 0}},
+        /* Winograd F(2x2, 3x3) (3x3 stride 1, 8+ channels; the 8 -> 8 and 12 -> 8 above
+         * too): odd output rows and columns (a last half tile), several blocks of images
+         * with a partial last one, `valid`, padding on two sides only */
+        {.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+        {.c_in = 10, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_VALID},
+        {.c_in = 8, .c_out = 12, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {2, 0, 0, 1}},
     };
     /* per-tap rows wide enough for their junk columns (UM_CONV_TAPS_MAX_JUNK), forward and
      * input gradient */
     const int64_t sizes[][3] = {{3, 6, 7}, {2, 5, 4}, {4, 7, 6}, {1, 4, 6}, {3, 5, 5}, {2, 6, 5}, {3, 3, 4},
                                 {3, 6, 16}, {2, 5, 24}, {1, 4, 16}, {2, 5, 16}, {3, 6, 18}, {2, 3, 4}, {3, 1, 16},
-                                {3, 4, 16}, {2, 7, 9}, {2, 5, 11}, {2, 5, 8}, {3, 8, 8}, {2, 5, 8}, {1, 1, 1}, {2, 3, 2}};
+                                {3, 4, 16}, {2, 7, 9}, {2, 5, 11}, {2, 5, 8}, {3, 8, 8}, {2, 5, 8}, {1, 1, 1}, {2, 3, 2},
+                                {5, 13, 17}, {3, 7, 9}, {2, 6, 9}};
     /* im2col products whole (or as OpenBLAS's kernels make best), and split over groups of
      * 1, 2 and 3 input channels (uneven last groups included) */
     for (int64_t group = 0; group <= 3; group++)

@@ -1,113 +1,145 @@
-/* Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, 2016) for stride-1 3x3
- * convolutions on the CPU. Each 2x2 block of outputs ("tile") is read from a 4x4 patch d
- * of the zero-padded input; per channel pair the tile is A^T [(G w G^T) . (B^T d B)] A,
- * so the 9 multiply-adds per output of a direct convolution become 16 per 4 outputs:
- * 2.25x fewer, at the price of the two transforms (additions only, and halves in G).
- * Summed over input channels, the elementwise products become 16 sgemms, one per
- * position xi of the 4x4 transformed patch: M[xi] (c_out x tiles) = U[xi] (c_out x c)
- * V[xi] (c x tiles).
+/* Winograd's minimal filtering F(2x2, r x r) (Lavin and Gray, 2016) for stride-1 3x3 and
+ * 5x5 convolutions on the CPU. Each 2x2 block of outputs ("tile") is read from an a x a
+ * patch d of the zero-padded input, a = r + 1; per channel pair the tile is
+ * A^T [(G w G^T) . (B^T d B)] A, so the r*r multiply-adds per output of a direct
+ * convolution become a*a per 4 outputs: 2.25x fewer for 3x3 (16 for 36), 2.78x for 5x5
+ * (36 for 100), at the price of the transforms. Summed over input channels, the
+ * elementwise products become a*a sgemms, one per position xi of the transformed patch:
+ * M[xi] (c_out x tiles) = U[xi] (c_out x c) V[xi] (c x tiles).
  *
- * Work goes by blocks of whole images (about TILES_PER_BLOCK tiles), so that a block's
- * transformed input V and products M stay in cache between the input transform, the
- * sgemms and the output transform. The input transform works on one channel's padded
- * plane split into its even and odd columns, so that a tile row's patches are read as
- * whole vectors (tile t's columns 2t .. 2t+3 are even[t], odd[t], even[t+1], odd[t+1]);
- * the output transform reads the 16 products of a tile from the 16 matrices, contiguous
- * along the tiles, and writes whole tile rows straight into y. The 16 matrices lie a
- * cache line more than their size apart: at a power of two apart (16 channels x 256
- * tiles) the 16 streams of each transform fell into the same L1 sets, and the 16 -> 16
- * forward took 8.9 ms instead of 6.2.
+ * Work goes by blocks of whole images, so that a block's transformed input V and products
+ * M stay in cache between the input transform, the sgemms and the output transform. The
+ * input transform takes one channel's padded plane, kept as its even and its odd columns
+ * so that tile t's columns 2t .. 2t+a-1 are whole vectors (even[t], odd[t], even[t+1],
+ * ...), and computes B^T d B of a tile row's tiles in one pass. The output transform
+ * computes A^T m A in one pass per tile row for 3x3; for 5x5 (36 streams of M) in two,
+ * A^T over all tiles of an image, then A along each tile row. Both write whole tile rows
+ * (into y directly). The a*a matrices of V and of M lie a cache line more than their size
+ * apart: at a power of two apart (16 channels x 256 tiles) the 16 streams of a transform
+ * fell into the same L1 sets, and ResNetSmall's 16 -> 16 forward took 8.9 ms instead of
+ * 6.2. With two-pass transforms for 3x3 too (before whole vectors, below) the 16 -> 16 and
+ * 32 -> 32 forwards measured 8.8 and 7.9 ms against 5.9 and 4.5 in one pass.
  *
- * Rounding: the transforms add and subtract up to 16 terms before and after the product,
- * so results differ from a direct convolution's in the last bits (the tests bound them
- * by the same tolerance as the other paths against a double reference). */
+ * The matrices: for 3x3 Lavin's (points 0, 1, -1, infinity); for 5x5 points 0, 1, -1, 2,
+ * -2, infinity, A^T and G by Toom-Cook and B^T solved from them so that the identity
+ * holds exactly (checked on random data in double precision). Rounding: the transforms
+ * add up to a*a terms before and after the products (with factors up to 5 and 1/24 for
+ * 5x5), so results differ from a direct convolution's in the last bits; the tests bound
+ * them by the same tolerance as the other paths against a double reference. A non-finite
+ * input value can make every output of each tile whose patch holds it NaN (Inf - Inf in
+ * the transforms), where a direct convolution touches only the outputs whose windows
+ * read it. */
 #include <cblas.h>
 #include <string.h>
 #include "im2col.h"
 #include "winograd.h"
 
-/* Tiles per block (at least one image): 32x32 images one at a time (256 tiles), two 16x16,
- * eight 8x8. ResNetSmall's 32 -> 32 (16x16) forward measured 4.61 ms with 128, 4.72
- * with 256, 5.49 with 512; its 64 -> 64 (8x8) 4.13, 4.75 and 4.85; 32 to 128 within
- * 0.1 ms (batch 128, 1 thread). */
-#define TILES_PER_BLOCK 128
+/* V and M of a block together at most this many floats (512 KB), at least one image:
+ * ResNetSmall's 16 -> 16 (32x32) one image at a time, 32 -> 32 (16x16) two, 64 -> 64
+ * (8x8) four. Its 32 -> 32 forward measured 4.61 ms with two images, 4.72 with four, 5.49
+ * with eight; its 64 -> 64 4.05-4.17 with two to eight, 4.75 with sixteen (batch 128,
+ * 1 thread). */
+#define BLOCK_FLOATS (128 * 1024)
+/* The matrices of V and of M lie GAP floats (a cache line) more than their size apart
+ * (above). */
+#define GAP 16
+#define MAX_ALPHA 6
 
+static int64_t kernel(const um_window2d *g) { return g->kh; }
+static int64_t alpha(const um_window2d *g) { return g->kh + 1; }
+static int64_t points(const um_window2d *g) { return alpha(g) * alpha(g); }
 static int64_t tiles_y(const um_window2d *g) { return (g->oh + 1) / 2; }
 static int64_t tiles_x(const um_window2d *g) { return (g->ow + 1) / 2; }
 static int64_t tiles_per_image(const um_window2d *g) { return tiles_y(g) * tiles_x(g); }
 
-/* The padded plane every tile reads from: 2*tiles_y + 2 rows of 2*tiles_x + 2 columns
- * (one more output row or column of zeros when oh or ow is odd), as im2col.c pads a
- * plane for the window of that many outputs. */
+/* The transforms run over a tile row in whole vectors of 8 (AVX2) with no remainder loop:
+ * short rows (7 tiles for LeNet's 14x14, 4 for 8x8) otherwise ran mostly as scalar
+ * remainders, and the 5x5 input transform took 36% of LeNet's 32 -> 64 input gradient.
+ * The extra lanes read what follows in the scratch (the next rows, the gap after each
+ * matrix: at least 8 floats are always there) and write what is written again later:
+ * the next tiles of V (its channels are transformed in order, image after image, and
+ * the last channel's spill falls in the gap), or the next rows of y (a row whose spill
+ * would leave the plane goes through scratch). */
+#define VEC_TILES 8
+static int64_t vec_tiles(int64_t n) { return (n + VEC_TILES - 1) / VEC_TILES * VEC_TILES; }
+
+/* The padded plane every tile reads from: 2*tiles_y + r - 1 rows of 2*tiles_x + r - 1
+ * columns (one more output row or column of zeros when oh or ow is odd), as im2col.c
+ * pads a plane for the window of that many outputs; kept as its even and its odd columns
+ * (phase_cols each). */
 static um_window2d tile_window(const um_window2d *g) {
     um_window2d t = *g;
     t.oh = 2 * tiles_y(g);
     t.ow = 2 * tiles_x(g);
     return t;
 }
-/* It is kept as its even and its odd columns (phase_cols each), so that the input
- * transform reads whole vectors. */
-static int64_t phase_cols(const um_window2d *g) { return tiles_x(g) + 1; }
-static int64_t phase_floats(const um_window2d *g) { return (2 * tiles_y(g) + 2) * phase_cols(g); }
-
-/* The padded plane (rows of an even length) -> its even and odd columns, row after row:
- * one split of the whole plane. */
-static void split_columns(const float *restrict in, float *restrict even, float *restrict odd, int64_t pairs) {
-#pragma omp simd
-    for (int64_t j = 0; j < pairs; j++) {
-        even[j] = in[2 * j];
-        odd[j] = in[2 * j + 1];
-    }
-}
+static int64_t padded_rows(const um_window2d *g) { return 2 * tiles_y(g) + kernel(g) - 1; }
+static int64_t phase_cols(const um_window2d *g) { return tiles_x(g) + kernel(g) / 2; }
+static int64_t phase_floats(const um_window2d *g) { return padded_rows(g) * phase_cols(g); }
 
 int um_winograd_apply(const um_window2d *g) {
-    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->pad_top >= 0 && g->pad_left >= 0 &&
-           g->c >= UM_WINOGRAD_MIN_CHANNELS && g->c_out >= UM_WINOGRAD_MIN_CHANNELS && g->oh > 0 && g->ow > 0;
+    return (g->kh == 3 || g->kh == 5) && g->kw == g->kh && g->sh == 1 && g->sw == 1 && g->pad_top >= 0 &&
+           g->pad_left >= 0 && g->c >= UM_WINOGRAD_MIN_CHANNELS && g->c_out >= UM_WINOGRAD_MIN_CHANNELS &&
+           g->oh > 0 && g->ow > 0;
 }
 
 int64_t um_winograd_block_images(const um_window2d *g) {
-    const int64_t per = TILES_PER_BLOCK / tiles_per_image(g);
+    const int64_t per = BLOCK_FLOATS / (points(g) * (g->c + g->c_out) * tiles_per_image(g));
     return per > 1 ? per : 1;
 }
 
 static int64_t block_tiles(const um_window2d *g) { return um_winograd_block_images(g) * tiles_per_image(g); }
 
-/* V (16 x c x tiles), M (16 x c_out x tiles), the padded plane's two column phases, the
- * padded plane, and two output rows. */
+/* V (a*a x c x tiles) and M (a*a x c_out x tiles) with their gaps, the padded plane's
+ * two column phases, the padded plane, the rows of M combined by A^T (2a, one image, 5x5)
+ * and two output rows (whole vectors). */
 int64_t um_winograd_scratch_floats(const um_window2d *g) {
     const um_window2d tw = tile_window(g);
-    return 16 * ((g->c + g->c_out) * block_tiles(g) + 32) + um_im2col_scratch_floats(&tw) + 2 * phase_floats(g) +
-           4 * tiles_x(g);
+    return points(g) * ((g->c + g->c_out) * block_tiles(g) + 2 * GAP) + 2 * phase_floats(g) +
+           um_im2col_scratch_floats(&tw) + 2 * alpha(g) * tiles_per_image(g) + 4 * vec_tiles(tiles_x(g));
 }
 
-int64_t um_winograd_weight_floats(const um_window2d *g) { return 16 * g->c * g->c_out; }
+int64_t um_winograd_weight_floats(const um_window2d *g) { return points(g) * g->c * g->c_out; }
+
+/* G k for one kernel row or column k (r values) -> a values. */
+static void transform_kernel(int64_t r, const float *k, int64_t step, float *out) {
+    if (r == 3) {
+        out[0] = k[0];
+        out[1] = 0.5f * (k[0] + k[step] + k[2 * step]);
+        out[2] = 0.5f * (k[0] - k[step] + k[2 * step]);
+        out[3] = k[2 * step];
+        return;
+    }
+    const float k0 = k[0], k1 = k[step], k2 = k[2 * step], k3 = k[3 * step], k4 = k[4 * step];
+    out[0] = k0 / 4.0f;
+    out[1] = -(k0 + k1 + k2 + k3 + k4) / 6.0f;
+    out[2] = -(k0 - k1 + k2 - k3 + k4) / 6.0f;
+    out[3] = (k0 + 2.0f * k1 + 4.0f * k2 + 8.0f * k3 + 16.0f * k4) / 24.0f;
+    out[4] = (k0 - 2.0f * k1 + 4.0f * k2 - 8.0f * k3 + 16.0f * k4) / 24.0f;
+    out[5] = k4;
+}
 
 void um_winograd_weights(const um_window2d *g, const float *w, float *u) {
-    const int64_t C = g->c, O = g->c_out;
+    const int64_t C = g->c, O = g->c_out, r = kernel(g), a = alpha(g);
     for (int64_t o = 0; o < O; o++)
         for (int64_t c = 0; c < C; c++) {
-            const float *k = w + (o * C + c) * 9;
-            float gk[4][3], gg[4][4];
-            for (int j = 0; j < 3; j++) {   /* G k: rows k0, (k0+k1+k2)/2, (k0-k1+k2)/2, k2 */
-                gk[0][j] = k[j];
-                gk[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
-                gk[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
-                gk[3][j] = k[6 + j];
+            const float *k = w + (o * C + c) * r * r;
+            float gk[MAX_ALPHA][MAX_ALPHA], col[MAX_ALPHA];
+            for (int64_t j = 0; j < r; j++) {   /* G k: column j of the kernel */
+                transform_kernel(r, k + j, r, col);
+                for (int64_t i = 0; i < a; i++) gk[i][j] = col[i];
             }
-            for (int i = 0; i < 4; i++) {   /* (G k) G^T, the same along each row */
-                gg[i][0] = gk[i][0];
-                gg[i][1] = 0.5f * (gk[i][0] + gk[i][1] + gk[i][2]);
-                gg[i][2] = 0.5f * (gk[i][0] - gk[i][1] + gk[i][2]);
-                gg[i][3] = gk[i][2];
+            for (int64_t i = 0; i < a; i++) {   /* (G k) G^T: the same along each row */
+                transform_kernel(r, gk[i], 1, col);
+                for (int64_t j = 0; j < a; j++) u[((i * a + j) * O + o) * C + c] = col[j];
             }
-            for (int xi = 0; xi < 16; xi++) u[(xi * O + o) * C + c] = gg[xi / 4][xi % 4];
         }
 }
 
-/* B^T d B of the tiles of one tile row: e and o are the even and odd columns of its
+/* 3x3: B^T d B of the tiles of one tile row in one pass: e and o are the even and odd columns of its
  * first padded row, the next rows lie pc further on; tile t's 16 values go to
  * v[xi * stride + t]. */
-static void transform_tile_row(const float *restrict e, const float *restrict o, int64_t pc, int64_t n,
+static void transform_tile_row_3(const float *restrict e, const float *restrict o, int64_t pc, int64_t n,
                                float *restrict v, int64_t stride) {
     const float *restrict e0 = e, *restrict e1 = e + pc, *restrict e2 = e + 2 * pc, *restrict e3 = e + 3 * pc;
     const float *restrict o0 = o, *restrict o1 = o + pc, *restrict o2 = o + 2 * pc, *restrict o3 = o + 3 * pc;
@@ -139,17 +171,9 @@ static void transform_tile_row(const float *restrict e, const float *restrict o,
     }
 }
 
-/* B^T d B of every tile of one channel's padded plane, pp its even columns and then its
- * odd ones (phase_floats each), into v[xi * stride + t]. */
-static void transform_input(const um_window2d *g, const float *pp, float *v, int64_t stride) {
-    const int64_t pc = phase_cols(g), tx = tiles_x(g);
-    for (int64_t ty = 0; ty < tiles_y(g); ty++)
-        transform_tile_row(pp + 2 * ty * pc, pp + phase_floats(g) + 2 * ty * pc, pc, tx, v + ty * tx, stride);
-}
-
-/* A^T m A of one output channel's tiles in one tile row: m[xi * stride + t] -> the two
+/* 3x3: A^T m A of one output channel's tiles in one tile row in one pass: m[xi * stride + t] -> the two
  * output rows y0, y1 (2 * tiles_x each), plus bias. */
-static void transform_output(const float *m, int64_t stride, int64_t n, float bias, float *restrict y0,
+static void transform_tile_row_out_3(const float *m, int64_t stride, int64_t n, float bias, float *restrict y0,
                              float *restrict y1) {
     const float *restrict m0 = m, *restrict m1 = m + stride, *restrict m2 = m + 2 * stride,
                           *restrict m3 = m + 3 * stride, *restrict m4 = m + 4 * stride, *restrict m5 = m + 5 * stride,
@@ -172,40 +196,147 @@ static void transform_output(const float *m, int64_t stride, int64_t n, float bi
     }
 }
 
+/* 5x5: B^T applied to six values (x0 .. x5) into y0 .. y5 (declared here). */
+#define BT6(y, x0, x1, x2, x3, x4, x5)                             \
+    const float y##0 = 4.0f * (x0) - 5.0f * (x2) + (x4);           \
+    const float y##1 = ((x3) + (x4)) - 4.0f * ((x1) + (x2));       \
+    const float y##2 = 4.0f * ((x1) - (x2)) + ((x4) - (x3));       \
+    const float y##3 = 2.0f * ((x3) - (x1)) + ((x4) - (x2));       \
+    const float y##4 = 2.0f * ((x1) - (x3)) + ((x4) - (x2));       \
+    const float y##5 = 4.0f * (x1) - 5.0f * (x3) + (x5)
+/* Column j of the 6x6 patch of tile t, all six rows l: e, o the even and odd columns. */
+#define PATCH_COL(j) (j % 2 ? o : e)[0 * pc + t + j / 2], (j % 2 ? o : e)[1 * pc + t + j / 2], \
+                     (j % 2 ? o : e)[2 * pc + t + j / 2], (j % 2 ? o : e)[3 * pc + t + j / 2], \
+                     (j % 2 ? o : e)[4 * pc + t + j / 2], (j % 2 ? o : e)[5 * pc + t + j / 2]
+#define BT6_OF(...) BT6(__VA_ARGS__)   /* PATCH_COL expanded into its six arguments */
+#define STORE_ROW(i, z) v[(6 * i) * stride + t] = z##0; v[(6 * i + 1) * stride + t] = z##1;     \
+                        v[(6 * i + 2) * stride + t] = z##2; v[(6 * i + 3) * stride + t] = z##3; \
+                        v[(6 * i + 4) * stride + t] = z##4; v[(6 * i + 5) * stride + t] = z##5
+
+/* 5x5: B^T d B of the tiles of one tile row in one pass, as transform_tile_row_3. */
+static void transform_tile_row_5(const float *restrict e, const float *restrict o, int64_t pc, int64_t n,
+                                 float *restrict v, int64_t stride) {
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) {
+        BT6_OF(c0_, PATCH_COL(0));   /* B^T d, column by column: cj_i is row i of column j */
+        BT6_OF(c1_, PATCH_COL(1));
+        BT6_OF(c2_, PATCH_COL(2));
+        BT6_OF(c3_, PATCH_COL(3));
+        BT6_OF(c4_, PATCH_COL(4));
+        BT6_OF(c5_, PATCH_COL(5));
+        BT6(r0_, c0_0, c1_0, c2_0, c3_0, c4_0, c5_0);   /* then B along each row i */
+        BT6(r1_, c0_1, c1_1, c2_1, c3_1, c4_1, c5_1);
+        BT6(r2_, c0_2, c1_2, c2_2, c3_2, c4_2, c5_2);
+        BT6(r3_, c0_3, c1_3, c2_3, c3_3, c4_3, c5_3);
+        BT6(r4_, c0_4, c1_4, c2_4, c3_4, c4_4, c5_4);
+        BT6(r5_, c0_5, c1_5, c2_5, c3_5, c4_5, c5_5);
+        STORE_ROW(0, r0_);
+        STORE_ROW(1, r1_);
+        STORE_ROW(2, r2_);
+        STORE_ROW(3, r3_);
+        STORE_ROW(4, r4_);
+        STORE_ROW(5, r5_);
+    }
+}
+#undef BT6
+#undef BT6_OF
+#undef PATCH_COL
+#undef STORE_ROW
+
+/* 5x5, A^T: y0[t], y1[t] = the two rows of A^T times m[.][t] for n tiles. */
+static void transform_a(const float *const *m, float *restrict y0, float *restrict y1, int64_t n) {
+    const float *restrict m0 = m[0], *restrict m1 = m[1], *restrict m2 = m[2], *restrict m3 = m[3],
+                          *restrict m4 = m[4], *restrict m5 = m[5];
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) {
+        y0[t] = m0[t] + (m1[t] + m2[t]) + (m3[t] + m4[t]);
+        y1[t] = (m1[t] - m2[t]) + 2.0f * (m3[t] - m4[t]) + m5[t];
+    }
+}
+
+/* 5x5, A^T along a tile row, interleaved: y[2t], y[2t+1] = the two rows of A^T times m[.][t],
+ * plus bias. */
+static void transform_a_pairs(const float *const *m, float bias, float *restrict y, int64_t n) {
+    const float *restrict m0 = m[0], *restrict m1 = m[1], *restrict m2 = m[2], *restrict m3 = m[3],
+                          *restrict m4 = m[4], *restrict m5 = m[5];
+#pragma omp simd
+    for (int64_t t = 0; t < n; t++) {
+        y[2 * t] = m0[t] + (m1[t] + m2[t]) + (m3[t] + m4[t]) + bias;
+        y[2 * t + 1] = (m1[t] - m2[t]) + 2.0f * (m3[t] - m4[t]) + m5[t] + bias;
+    }
+}
+
+/* B^T d B of every tile of one channel's padded plane, pp its even columns then its odd
+ * ones (phase_floats each), into v[xi * stride + t]; whole vectors (vec_tiles). */
+static void transform_input(const um_window2d *g, const float *pp, float *v, int64_t stride) {
+    const int64_t pc = phase_cols(g), tx = tiles_x(g), odd = phase_floats(g), n = vec_tiles(tx);
+    for (int64_t ty = 0; ty < tiles_y(g); ty++) {
+        const float *e = pp + 2 * ty * pc, *o = e + odd;
+        if (kernel(g) == 3)
+            transform_tile_row_3(e, o, pc, n, v + ty * tx, stride);
+        else
+            transform_tile_row_5(e, o, pc, n, v + ty * tx, stride);
+    }
+}
+
+/* A^T m A of output channel o's tiles of one image (m[xi * stride + t], tiles_per_image
+ * of them) into yo (oh, ow), plus bias; whole vectors of tiles (vec_tiles), each output
+ * row written straight into y unless its junk would fall beyond the plane, or (3x3) into
+ * the second row of its tile row before that is written: then through out (two rows of
+ * 2 vec_tiles). rows: 2a rows of A^T m (5x5). */
+static void transform_output(const um_window2d *g, const float *m, int64_t stride, float bias, float *rows,
+                             float *out, float *yo) {
+    const int64_t a = alpha(g), tx = tiles_x(g), tpi = tiles_per_image(g), n = vec_tiles(tx);
+    const int64_t ow = g->ow, end = g->oh * ow;
+    if (a == 4) {
+        for (int64_t ty = 0; ty < tiles_y(g); ty++) {
+            float *y0 = yo + 2 * ty * ow, *y1 = y0 + ow;
+            const int direct0 = 2 * ty * ow + 2 * n <= end, direct1 = 2 * n == ow && (2 * ty + 1) * ow + 2 * n <= end;
+            transform_tile_row_out_3(m + ty * tx, stride, n, bias, direct0 ? y0 : out, direct1 ? y1 : out + 2 * n);
+            if (!direct0) memcpy(y0, out, (size_t)ow * sizeof(float));
+            if (!direct1 && 2 * ty + 1 < g->oh) memcpy(y1, out + 2 * n, (size_t)ow * sizeof(float));
+        }
+        return;
+    }
+    const float *in[MAX_ALPHA];
+    for (int64_t j = 0; j < a; j++) {   /* A^T over the rows i of column j, all tiles */
+        for (int64_t i = 0; i < a; i++) in[i] = m + (i * a + j) * stride;
+        transform_a(in, rows + j * tpi, rows + (a + j) * tpi, tpi);
+    }
+    for (int64_t ty = 0; ty < tiles_y(g); ty++)   /* then A along the columns, row by row */
+        for (int64_t q = 0; q < 2 && 2 * ty + q < g->oh; q++) {
+            for (int64_t j = 0; j < a; j++) in[j] = rows + (q * a + j) * tpi + ty * tx;
+            float *dst = yo + (2 * ty + q) * ow;
+            const int direct = (2 * ty + q) * ow + 2 * n <= end;
+            transform_a_pairs(in, bias, direct ? dst : out, n);
+            if (!direct) memcpy(dst, out, (size_t)ow * sizeof(float));
+        }
+}
+
 void um_winograd_forward(const um_window2d *g, const float *u, const float *x, int64_t images, float *y,
                          const float *bias, float *scratch) {
-    const int64_t C = g->c, O = g->c_out, tpi = tiles_per_image(g), tx = tiles_x(g), T = images * tpi;
-    const int64_t plane = g->h * g->w, oplane = g->oh * g->ow;
+    const int64_t C = g->c, O = g->c_out, P = points(g), tpi = tiles_per_image(g), T = images * tpi;
+    const int64_t plane = g->h * g->w, oplane = g->oh * g->ow, pf = phase_floats(g);
     const um_window2d tw = tile_window(g);
-    /* the 16 matrices of V and of M a cache line more than their size apart (above) */
-    const int64_t vs = C * T + 16, ms = O * T + 16;
-    float *v = scratch, *m = v + 16 * vs, *pp = m + 16 * ms, *pad = pp + 2 * phase_floats(g);
-    float *out = pad + um_im2col_scratch_floats(&tw);
-    for (int64_t i = 0; i < images; i++)
-        for (int64_t c = 0; c < C; c++) {
+    const int64_t vs = C * T + GAP, ms = O * T + GAP;
+    float *v = scratch, *m = v + P * vs, *pp = m + P * ms, *pad = pp + 2 * pf;
+    float *orows = pad + um_im2col_scratch_floats(&tw), *out = orows + 2 * alpha(g) * tpi;
+    for (int64_t c = 0; c < C; c++)   /* in this order for vec_tiles */
+        for (int64_t i = 0; i < images; i++) {
             um_pad_plane(&tw, x + (i * C + c) * plane, pad);
-            split_columns(pad, pp, pp + phase_floats(g), phase_floats(g));
+            float *restrict even = pp, *restrict odd = pp + pf;
+#pragma omp simd
+            for (int64_t q = 0; q < pf; q++) {   /* the padded rows have even length */
+                even[q] = pad[2 * q];
+                odd[q] = pad[2 * q + 1];
+            }
             transform_input(g, pp, v + c * T + i * tpi, vs);
         }
-    for (int xi = 0; xi < 16; xi++)
+    for (int64_t xi = 0; xi < P; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)T, (int)C, 1.0f, u + xi * O * C,
                     (int)C, v + xi * vs, (int)T, 0.0f, m + xi * ms, (int)T);
-    /* whole tile rows go straight to y; an odd last row or column through out */
-    const int even_cols = g->ow % 2 == 0;
     for (int64_t i = 0; i < images; i++)
-        for (int64_t o = 0; o < O; o++) {
-            float *yo = y + (i * O + o) * oplane;
-            const float b = bias ? bias[o] : 0.0f;
-            for (int64_t ty = 0; ty < tiles_y(g); ty++) {
-                const float *mt = m + o * T + i * tpi + ty * tx;
-                float *y0 = yo + 2 * ty * g->ow;
-                if (even_cols && 2 * ty + 1 < g->oh) {
-                    transform_output(mt, ms, tx, b, y0, y0 + g->ow);
-                    continue;
-                }
-                transform_output(mt, ms, tx, b, out, out + 2 * tx);
-                for (int64_t r = 0; r < 2 && 2 * ty + r < g->oh; r++)
-                    memcpy(y0 + r * g->ow, out + r * 2 * tx, (size_t)g->ow * sizeof(float));
-            }
-        }
+        for (int64_t o = 0; o < O; o++)
+            transform_output(g, m + o * T + i * tpi, ms, bias ? bias[o] : 0.0f, orows, out,
+                             y + (i * O + o) * oplane);
 }

@@ -133,6 +133,43 @@ static void compare(const char *what, const float *got, const double *want, int6
                       (long long)i, got[i], want[i]);
 }
 
+/* One convolution of cfg on an input of size (n, c_in, h, w) against naive_conv: forward,
+ * gx, gw and gb. */
+static void check_conv(const um_conv2d_config *cfg, const int64_t size[3], uint64_t seed) {
+    um_module *m = NULL;
+    ck_ok(um_conv2d_new(&m, cfg, &gen));
+    if (cfg->bias) gc_fill(m->params[1], 100 + seed, -1, 1, 0);
+    int64_t xs[4] = {size[0], cfg->c_in, size[1], size[2]};
+    um_tensor *x = gc_tensor(4, xs), *y = NULL, *gx = NULL;
+    gc_fill(x, 200 + seed, -1, 1, 0);
+    ck_ok(um_module_forward(m, x, &y));
+    um_tensor *gy = gc_tensor(y->ndim, y->size);
+    gc_fill(gy, 300 + seed, -1, 1, 0);
+    ck_ok(um_module_zero_grad(m));
+    ck_ok(um_module_backward(m, x, gy, &gx));
+    int64_t pt, pl, tmp;
+    if (cfg->padding == UM_PAD_SAME) {
+        um_same_padding(xs[2], cfg->kh, cfg->sh, &pt, &tmp);
+        um_same_padding(xs[3], cfg->kw, cfg->sw, &pl, &tmp);
+    } else {
+        pt = cfg->padding == UM_PAD_EXPLICIT ? cfg->pad[0] : 0;
+        pl = cfg->padding == UM_PAD_EXPLICIT ? cfg->pad[2] : 0;
+    }
+    int64_t nw = um_numel(m->params[0]);
+    double *ry = malloc(sizeof(double) * (size_t)um_numel(y)), *rgx = malloc(sizeof(double) * (size_t)um_numel(x));
+    double *rgw = malloc(sizeof(double) * (size_t)nw), *rgb = malloc(sizeof(double) * (size_t)cfg->c_out);
+    naive_conv(cfg, x, um_f32(m->params[0]), cfg->bias ? um_f32(m->params[1]) : NULL, gy, pt, pl, y->size[2],
+               y->size[3], ry, rgx, rgw, rgb);
+    compare("y", um_f32(y), ry, um_numel(y));
+    compare("gx", um_f32(gx), rgx, um_numel(x));
+    compare("gw", um_f32(m->grads[0]), rgw, nw);
+    if (cfg->bias) compare("gb", um_f32(m->grads[1]), rgb, cfg->c_out);
+    free(ry); free(rgx); free(rgw); free(rgb);
+    um_tensor_release(gy);
+    um_tensor_release(x);
+    um_module_release(m);
+}
+
 START_TEST(conv_matches_direct_reference) {
     const um_conv2d_config cfgs[] = {
         {.c_in = 3, .c_out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
@@ -180,42 +217,36 @@ START_TEST(conv_matches_direct_reference) {
     /* im2col products whole (or as OpenBLAS's kernels make best), and split over groups of
      * 1, 2 and 3 input channels (uneven last groups included) */
     for (int64_t group = 0; group <= 3; group++)
-    for (size_t t = 0; t < sizeof cfgs / sizeof cfgs[0]; t++) {
-        um_cpu_conv2d_force_channel_group(group);
-        um_module *m = NULL;
-        ck_ok(um_conv2d_new(&m, &cfgs[t], &gen));
-        if (cfgs[t].bias) gc_fill(m->params[1], 100 + t, -1, 1, 0);
-        int64_t xs[4] = {sizes[t][0], cfgs[t].c_in, sizes[t][1], sizes[t][2]};
-        um_tensor *x = gc_tensor(4, xs), *y = NULL, *gx = NULL;
-        gc_fill(x, 200 + t, -1, 1, 0);
-        ck_ok(um_module_forward(m, x, &y));
-        um_tensor *gy = gc_tensor(y->ndim, y->size);
-        gc_fill(gy, 300 + t, -1, 1, 0);
-        ck_ok(um_module_zero_grad(m));
-        ck_ok(um_module_backward(m, x, gy, &gx));
-        int64_t pt, pl, tmp;
-        if (cfgs[t].padding == UM_PAD_SAME) {
-            um_same_padding(xs[2], cfgs[t].kh, cfgs[t].sh, &pt, &tmp);
-            um_same_padding(xs[3], cfgs[t].kw, cfgs[t].sw, &pl, &tmp);
-        } else {
-            pt = cfgs[t].padding == UM_PAD_EXPLICIT ? cfgs[t].pad[0] : 0;
-            pl = cfgs[t].padding == UM_PAD_EXPLICIT ? cfgs[t].pad[2] : 0;
+        for (size_t t = 0; t < sizeof cfgs / sizeof cfgs[0]; t++) {
+            um_cpu_conv2d_force_channel_group(group);
+            check_conv(&cfgs[t], sizes[t], t);
         }
-        int64_t nw = um_numel(m->params[0]);
-        double *ry = malloc(sizeof(double) * (size_t)um_numel(y)), *rgx = malloc(sizeof(double) * (size_t)um_numel(x));
-        double *rgw = malloc(sizeof(double) * (size_t)nw), *rgb = malloc(sizeof(double) * (size_t)cfgs[t].c_out);
-        naive_conv(&cfgs[t], x, um_f32(m->params[0]), cfgs[t].bias ? um_f32(m->params[1]) : NULL, gy, pt, pl,
-                   y->size[2], y->size[3], ry, rgx, rgw, rgb);
-        compare("y", um_f32(y), ry, um_numel(y));
-        compare("gx", um_f32(gx), rgx, um_numel(x));
-        compare("gw", um_f32(m->grads[0]), rgw, nw);
-        if (cfgs[t].bias) compare("gb", um_f32(m->grads[1]), rgb, cfgs[t].c_out);
-        free(ry); free(rgx); free(rgw); free(rgb);
-        um_tensor_release(gy);
-        um_tensor_release(x);
-        um_module_release(m);
-    }
     um_cpu_conv2d_force_channel_group(0);
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
+/* Winograd F(2x2, 3x3) and F(2x2, 5x5) (stride 1, 8+ channels) on many output sizes: rows
+ * of 1 to 9 tiles, whole vectors of 8 tiles or not (the extra lanes' writes fall on later
+ * rows, or through scratch at the end of a plane), odd rows and columns, several blocks of
+ * images; `same`, `valid` and one-sided padding. */
+START_TEST(winograd_matches_direct_reference) {
+    const int64_t hw[][2] = {{1, 1}, {1, 17}, {2, 3}, {3, 2}, {7, 7}, {9, 14}, {14, 14}, {17, 9}, {16, 15}, {5, 33}};
+    uint64_t seed = 1000;
+    for (int64_t k = 3; k <= 5; k += 2)
+        for (size_t s = 0; s < sizeof hw / sizeof hw[0]; s++) {
+            const um_conv2d_config cfgs[] = {
+                {.c_in = 8, .c_out = 9, .kh = k, .kw = k, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+                {.c_in = 9, .c_out = 8, .kh = k, .kw = k, .sh = 1, .sw = 1, .padding = UM_PAD_VALID},
+                {.c_in = 8, .c_out = 8, .kh = k, .kw = k, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT,
+                 .pad = {k - 1, 0, 1, k - 2}},
+            };
+            for (size_t t = 0; t < sizeof cfgs / sizeof cfgs[0]; t++) {
+                if (cfgs[t].padding == UM_PAD_VALID && (hw[s][0] < k || hw[s][1] < k)) continue;
+                const int64_t size[3] = {1 + (int64_t)(s + t) % 4, hw[s][0], hw[s][1]};
+                check_conv(&cfgs[t], size, seed++);
+            }
+        }
     ck_assert_int_eq(um_live_bytes(), live0);
 }
 END_TEST
@@ -513,6 +544,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, conv_same_stride2_asymmetric);
     tcase_add_test(tc, conv_bias_and_explicit_padding);
     tcase_add_test(tc, conv_matches_direct_reference);
+    tcase_add_test(tc, winograd_matches_direct_reference);
     tcase_add_test(tc, maxpool_same_ignores_padding);
     tcase_add_test(tc, maxpool_2x2_ties_first_maximum);
     tcase_add_test(tc, maxpool_skips_nan);

@@ -24,8 +24,11 @@
  * -2, infinity, A^T and G by Toom-Cook and B^T solved from them so that the identity
  * holds exactly (checked on random data in double precision). Rounding: the transforms
  * add up to a*a terms before and after the products (with factors up to 5 and 1/24 for
- * 5x5), so results differ from a direct convolution's in the last bits; the tests bound
- * them by the same tolerance as the other paths against a double reference. A non-finite
+ * 5x5), so results differ from a direct convolution's in the last bits. Against a
+ * double-precision direct convolution on [0, 1) inputs (He-initialised kernels) the
+ * relative RMS error measured 1.3e-7 for 16 -> 16 3x3 (im2col: 1.4e-7) and 8.3e-7 for
+ * LeNet's 32 -> 64 5x5 (im2col, 7 input channels: 1.5e-7); the tests bound every path by
+ * the same tolerance against a double reference. A non-finite
  * input value can make every output of each tile whose patch holds it NaN (Inf - Inf in
  * the transforms), where a direct convolution touches only the outputs whose windows
  * read it. */

@@ -2,14 +2,19 @@
  * up to 9 taps with 8+ channels one sgemm per tap without a column matrix (conv_taps.c),
  * or for stride-1 3x3 and 5x5 kernels with 8+ channels Winograd's F(2x2, 3x3) and
  * F(2x2, 5x5) by blocks of images (winograd.c; forward and input gradient, the weight
- * gradient stays per tap or through im2col);
- * OpenMP over the images of the batch (each thread owns its scratch and a private
- * weight-gradient accumulator, summed in a fixed order). Per image the column matrix
- * stays in L2; chunks of images as one wider sgemm measured no faster. Against a serial
- * loop of 2-thread sgemms it measured equal forward and faster input gradients; batches
- * smaller than the thread count use the threaded sgemm. Each product is laid out the way
- * OpenBLAS runs fastest for thin convolutions (see gemm_cols, channel_group, the
- * transposed weight gradient, and the input gradient as a convolution). */
+ * gradient stays per tap or through im2col). OpenMP over the images of the batch, or over
+ * Winograd's blocks of images (each thread owns its scratch and a private weight-gradient
+ * accumulator, summed in a fixed order). Per image the column matrix stays in L2; chunks
+ * of images as one wider sgemm measured no faster. Against a serial loop of 2-thread
+ * sgemms it measured equal forward and faster input gradients; batches smaller than the
+ * thread count use the threaded sgemm. Each product is laid out the way OpenBLAS runs
+ * fastest for thin convolutions (see gemm_cols, channel_group, the transposed weight
+ * gradient, and the input gradient as a convolution).
+ *
+ * The per-image loops and the blocks do not depend on the thread count (a review's fuzz
+ * of 1,100 windows found 1 and 2 threads bit-identical). Through Winograd an image's result can
+ * differ in the last bits with the batch it comes in: its block's sgemms are wider or
+ * narrower, and OpenBLAS's kernels round differently with the width. */
 #include <cblas.h>
 #include <ctype.h>
 #include <omp.h>
@@ -73,7 +78,7 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
  * Winograd kernels of the forward (wu) and of the input gradient (wgu). */
 typedef struct {
     int fwd_wino;        /* forward by Winograd F(2x2, 3x3) */
-    int fwd_taps;        /* forward by per-tap sgemms (else im2col) */
+    int fwd_taps;        /* forward by per-tap sgemms (else im2col, unless fwd_wino) */
     int w_taps;          /* weight gradient by per-tap sgemms (else im2col) */
     int gx_taps;         /* input gradient as a per-tap convolution of gy */
     int gx_im2col;       /* input gradient as an im2col convolution of gy */
@@ -230,17 +235,22 @@ static void cols_convolve(const um_window2d *g, int blocks, int64_t group, const
     }
 }
 
-/* y = conv(x) over the batch by Winograd blocks of images, nt threads: thread t's
- * scratch at wk + t * per_thread. */
-static void winograd_batch(const um_window2d *g, int nt, const float *u, const float *x, float *y,
-                           const float *bias, float *wk, int64_t per_thread) {
+/* y = conv(x) over the batch by Winograd blocks of images: a thread per block while every
+ * thread gets one (thread t's scratch at wk + t * per_thread), else one thread and a
+ * multithreaded BLAS, as image_threads does for images. The blocks do not depend on the
+ * thread count, so neither do the results. */
+static void winograd_batch(const um_window2d *g, const float *u, const float *x, float *y, const float *bias,
+                           float *wk, int64_t per_thread) {
     const int64_t per = um_winograd_block_images(g), blocks = (g->n + per - 1) / per;
     const int64_t in = g->c * g->h * g->w, out = g->c_out * g->oh * g->ow;
+    const int nt = image_threads(blocks);
+    int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t i = b * per, k = g->n - i < per ? g->n - i : per;
         um_winograd_forward(g, u, x + i * in, k, y + i * out, bias, wk + (int64_t)omp_get_thread_num() * per_thread);
     }
+    if (nt > 1) um_cpu_blas_serial_end(saved);
 }
 
 int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_tensor *weight,
@@ -256,13 +266,12 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
     const int64_t T = plan.per_thread;
     float *wt = wk + plan.wt;
     if (plan.fwd_taps) um_conv_taps_weights(g, wp, wt);
-    int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
     if (plan.fwd_wino) {
         um_winograd_weights(g, wp, wk + plan.wu);
-        winograd_batch(g, nt, wk + plan.wu, xp, yp, bp, wk, T);
-        if (nt > 1) um_cpu_blas_serial_end(saved);
+        winograd_batch(g, wk + plan.wu, xp, yp, bp, wk, T);
         return UM_OK;
     }
+    int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < g->n; i++) {
         const float *xi = xp + i * g->c * g->h * g->w;
@@ -378,8 +387,8 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
             }
         }
     }
-    if (x_wino) winograd_batch(&tg, nt, wk + plan.wgu, gyp, gxp, NULL, wk, T);
     if (nt > 1) um_cpu_blas_serial_end(saved);
+    if (x_wino) winograd_batch(&tg, wk + plan.wgu, gyp, gxp, NULL, wk, T);
     /* Sum the per-thread partials in a fixed order, so results do not depend on timing. */
     for (int t = 0; t < team; t++) {
         const float *gw_part = wk + (int64_t)t * T + T - O * K - O, *gb_part = gw_part + O * K;

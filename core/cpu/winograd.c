@@ -28,10 +28,12 @@
  * double-precision direct convolution on [0, 1) inputs (He-initialised kernels) the
  * relative RMS error measured 1.3e-7 for 16 -> 16 3x3 (im2col: 1.4e-7) and 8.3e-7 for
  * LeNet's 32 -> 64 5x5 (im2col, 7 input channels: 1.5e-7); the tests bound every path by
- * the same tolerance against a double reference. A non-finite
- * input value can make every output of each tile whose patch holds it NaN (Inf - Inf in
- * the transforms), where a direct convolution touches only the outputs whose windows
- * read it. */
+ * the same tolerance against a double reference. A non-finite input stays within the
+ * outputs whose windows read it (the transforms' zero coefficients are not multiplied),
+ * but there comes out NaN more often than +-Inf (Inf - Inf in the transforms; a review
+ * counted 107 NaN of 144 outputs for one Inf pixel, none through im2col); and the
+ * transforms scale magnitudes by up to 4 (3x3) or about 100 (5x5), so inputs beyond about
+ * 1e37 (3x3) or 1e36 (5x5) overflow where a direct convolution would not. */
 #include <cblas.h>
 #include <string.h>
 #include "im2col.h"
@@ -80,10 +82,19 @@ static int64_t padded_rows(const um_window2d *g) { return 2 * tiles_y(g) + kerne
 static int64_t phase_cols(const um_window2d *g) { return tiles_x(g) + kernel(g) / 2; }
 static int64_t phase_floats(const um_window2d *g) { return padded_rows(g) * phase_cols(g); }
 
+/* Per image, V and M hold a*a (c + c_out) floats per tile, about 4 (c + c_out) per output
+ * for 3x3 against im2col's 9 c: with many more output channels than input ones (8 -> 512
+ * on 224x224: 417 MB per thread) that is too much scratch for what it saves, so Winograd
+ * is taken only while it needs at most 4 times im2col's column matrix (or one block). */
+static int scratch_fits(const um_window2d *g) {
+    const int64_t wino = points(g) * (g->c + g->c_out) * tiles_per_image(g);
+    return wino <= 4 * g->c * g->kh * g->kw * g->oh * g->ow || wino <= BLOCK_FLOATS;
+}
+
 int um_winograd_apply(const um_window2d *g) {
     return (g->kh == 3 || g->kh == 5) && g->kw == g->kh && g->sh == 1 && g->sw == 1 && g->pad_top >= 0 &&
            g->pad_left >= 0 && g->c >= UM_WINOGRAD_MIN_CHANNELS && g->c_out >= UM_WINOGRAD_MIN_CHANNELS &&
-           g->oh > 0 && g->ow > 0;
+           g->oh > 0 && g->ow > 0 && scratch_fits(g);
 }
 
 int64_t um_winograd_block_images(const um_window2d *g) {

@@ -11,7 +11,8 @@
 #define UM_WINOGRAD_MIN_CHANNELS 8
 
 /* 3x3 or 5x5 kernel, stride 1, non-negative padding on top and left, at least
- * UM_WINOGRAD_MIN_CHANNELS channels in and out. */
+ * UM_WINOGRAD_MIN_CHANNELS channels in and out, and scratch not much larger than im2col's
+ * (winograd.c). */
 int um_winograd_apply(const um_window2d *g);
 /* Images per block: the unit of work of one thread (its transforms stay in cache). */
 int64_t um_winograd_block_images(const um_window2d *g);

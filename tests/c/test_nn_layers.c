@@ -179,8 +179,10 @@ START_TEST(conv_matches_direct_reference) {
         {.c_in = 2, .c_out = 2, .kh = 2, .kw = 3, .sh = 1, .sw = 2, .padding = UM_PAD_EXPLICIT, .pad = {2, 1, 0, 3}},
         {.c_in = 3, .c_out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
         {.c_in = 5, .c_out = 3, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
-        /* per-tap sgemms: symmetric and asymmetric `same`, explicit (one side wider than
-         * the kernel: input gradient the other way), `valid`, a padded 1x1, a 1-row input */
+        /* 8+ channels: per-tap sgemms (Winograd for the 3x3 ones, except where the input
+         * gradient is not a convolution): symmetric and asymmetric `same`, explicit (one
+         * side wider than the kernel: input gradient the other way), `valid`, a padded
+         * 1x1, a 1-row input */
         {.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
         {.c_in = 8, .c_out = 12, .kh = 2, .kw = 4, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
         {.c_in = 12, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {0, 2, 2, 0}},
@@ -188,7 +190,7 @@ START_TEST(conv_matches_direct_reference) {
         {.c_in = 8, .c_out = 9, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_VALID, .bias = 1},
         {.c_in = 8, .c_out = 8, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {1, 0, 0, 1}},
         {.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
-        /* per-tap forward and input gradient, weight gradient through im2col (> 16 channels) */
+        /* Winograd forward and input gradient, weight gradient through im2col (> 16 channels) */
         {.c_in = 20, .c_out = 9, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
         /* column strides through the padded plane's column phases: stride 2 on odd and
          * even widths with padding 1, stride 3, a 1x1 stride 2 */

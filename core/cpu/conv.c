@@ -74,10 +74,10 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
  * buffer: per thread, scratch for whichever of those ways are used (one at a time), then
  * a weight-gradient partial (K x c_out, transposed) and a bias-gradient partial (c_out);
  * after all threads' blocks, each c*c_out*kh*kw when used, the per-tap weights (wt), the
- * flipped kernel (wf) and its per-tap form (wft), then each 16*c*c_out when used, the
- * Winograd kernels of the forward (wu) and of the input gradient (wgu). */
+ * flipped kernel (wf) and its per-tap form (wft), then each um_winograd_weight_floats
+ * (16 or 36 times c*c_out) when used, the Winograd kernels of the forward (wu) and of the input gradient (wgu). */
 typedef struct {
-    int fwd_wino;        /* forward by Winograd F(2x2, 3x3) */
+    int fwd_wino;        /* forward by Winograd F(2x2, 3x3) or F(2x2, 5x5) */
     int fwd_taps;        /* forward by per-tap sgemms (else im2col, unless fwd_wino) */
     int w_taps;          /* weight gradient by per-tap sgemms (else im2col) */
     int gx_taps;         /* input gradient as a per-tap convolution of gy */

@@ -61,7 +61,8 @@ static int64_t tiles_per_image(const um_window2d *g) { return tiles_y(g) * tiles
  * short rows (7 tiles for LeNet's 14x14, 4 for 8x8) otherwise ran mostly as scalar
  * remainders, and the 5x5 input transform took 36% of LeNet's 32 -> 64 input gradient.
  * The extra lanes read what follows in the scratch (the next rows, the gap after each
- * matrix: at least 8 floats are always there) and write what is written again later:
+ * matrix, the slack after the rows of A^T m: at least 7 floats, all that a vector of 8
+ * can need) and write what is written again later:
  * the next tiles of V (its channels are transformed in order, image after image, and
  * the last channel's spill falls in the gap), or the next rows of y (a row whose spill
  * would leave the plane goes through scratch). */
@@ -110,7 +111,7 @@ static int64_t block_tiles(const um_window2d *g) { return um_winograd_block_imag
 int64_t um_winograd_scratch_floats(const um_window2d *g) {
     const um_window2d tw = tile_window(g);
     return points(g) * ((g->c + g->c_out) * block_tiles(g) + 2 * GAP) + 2 * phase_floats(g) +
-           um_im2col_scratch_floats(&tw) + 2 * alpha(g) * tiles_per_image(g) + 4 * vec_tiles(tiles_x(g));
+           um_im2col_scratch_floats(&tw) + 2 * alpha(g) * tiles_per_image(g) + VEC_TILES + 4 * vec_tiles(tiles_x(g));
 }
 
 int64_t um_winograd_weight_floats(const um_window2d *g) { return points(g) * g->c * g->c_out; }
@@ -334,7 +335,9 @@ void um_winograd_forward(const um_window2d *g, const float *u, const float *x, i
     const um_window2d tw = tile_window(g);
     const int64_t vs = C * T + GAP, ms = O * T + GAP;
     float *v = scratch, *m = v + P * vs, *pp = m + P * ms, *pad = pp + 2 * pf;
-    float *orows = pad + um_im2col_scratch_floats(&tw), *out = orows + 2 * alpha(g) * tpi;
+    /* the rows of A^T m with VEC_TILES of slack, so that their extra lanes' reads never
+     * alias out (written through restrict pointers) */
+    float *orows = pad + um_im2col_scratch_floats(&tw), *out = orows + 2 * alpha(g) * tpi + VEC_TILES;
     for (int64_t c = 0; c < C; c++)   /* in this order for vec_tiles */
         for (int64_t i = 0; i < images; i++) {
             um_pad_plane(&tw, x + (i * C + c) * plane, pad);

@@ -204,8 +204,8 @@ START_TEST(conv_matches_direct_reference) {
         {.c_in = 1, .c_out = 1, .kh = 1, .kw = 1, .sh = 3, .sw = 3, .padding = UM_PAD_EXPLICIT, .pad = {0, 0, 2, 0}},
         {.c_in = 1, .c_out = 2, .kh = 2, .kw = 2, .sh = 1, .sw = 4, .padding = UM_PAD_EXPLICIT, .pad = {0, 0, 3, 0}},
         /* Winograd F(2x2, 3x3) (3x3 stride 1, 8+ channels; the 8 -> 8 and 12 -> 8 above
-         * too): odd output rows and columns (a last half tile), several blocks of images
-         * with a partial last one, `valid`, padding on two sides only */
+         * too): odd output rows and columns (a last half tile), `valid`, padding on two
+         * sides only (several blocks of images: winograd_matches_direct_reference) */
         {.c_in = 8, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
         {.c_in = 10, .c_out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_VALID},
         {.c_in = 8, .c_out = 12, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_EXPLICIT, .pad = {2, 0, 0, 1}},
@@ -230,8 +230,9 @@ END_TEST
 
 /* Winograd F(2x2, 3x3) and F(2x2, 5x5) (stride 1, 8+ channels) on many output sizes: rows
  * of 1 to 9 tiles, whole vectors of 8 tiles or not (the extra lanes' writes fall on later
- * rows, or through scratch at the end of a plane), odd rows and columns, several blocks of
- * images; `same`, `valid` and one-sided padding. */
+ * rows, or through scratch at the end of a plane), odd rows and columns; `same`, `valid`
+ * and one-sided padding; then layers whose blocks hold one or four images, several blocks
+ * with a partial last one. */
 START_TEST(winograd_matches_direct_reference) {
     const int64_t hw[][2] = {{1, 1}, {1, 17}, {2, 3}, {3, 2}, {7, 7}, {9, 14}, {14, 14}, {17, 9}, {16, 15}, {5, 33}};
     uint64_t seed = 1000;
@@ -249,6 +250,15 @@ START_TEST(winograd_matches_direct_reference) {
                 check_conv(&cfgs[t], size, seed++);
             }
         }
+    /* blocks of one image (32x32 3x3, 14x14 5x5: forward and input gradient) and of four
+     * 16x16 images with a partial last block: several blocks, on every thread */
+    const um_conv2d_config wide[] = {
+        {.c_in = 16, .c_out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
+        {.c_in = 16, .c_out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+        {.c_in = 32, .c_out = 64, .kh = 5, .kw = 5, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+    };
+    const int64_t wide_sizes[][3] = {{3, 32, 32}, {5, 16, 16}, {3, 14, 14}};
+    for (size_t t = 0; t < sizeof wide / sizeof wide[0]; t++) check_conv(&wide[t], wide_sizes[t], seed++);
     ck_assert_int_eq(um_live_bytes(), live0);
 }
 END_TEST

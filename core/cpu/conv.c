@@ -12,9 +12,9 @@
  * gradient, and the input gradient as a convolution).
  *
  * The per-image loops and the blocks do not depend on the thread count (a review's fuzz
- * of 1,100 windows found 1 and 2 threads bit-identical). Through Winograd an image's result can
- * differ in the last bits with the batch it comes in: its block's sgemms are wider or
- * narrower, and OpenBLAS's kernels round differently with the width. */
+ * of 1,100 windows found 1 and 2 threads bit-identical). Through Winograd an image's
+ * result can differ in the last bits with the batch it comes in: its block's sgemms are
+ * wider or narrower, and OpenBLAS's kernels round differently with the width. */
 #include <cblas.h>
 #include <ctype.h>
 #include <omp.h>
@@ -75,7 +75,8 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
  * a weight-gradient partial (K x c_out, transposed) and a bias-gradient partial (c_out);
  * after all threads' blocks, each c*c_out*kh*kw when used, the per-tap weights (wt), the
  * flipped kernel (wf) and its per-tap form (wft), then each um_winograd_weight_floats
- * (16 or 36 times c*c_out) when used, the Winograd kernels of the forward (wu) and of the input gradient (wgu). */
+ * (16 or 36 times c*c_out) when used, the Winograd kernels of the forward (wu) and of
+ * the input gradient (wgu). */
 typedef struct {
     int fwd_wino;        /* forward by Winograd F(2x2, 3x3) or F(2x2, 5x5) */
     int fwd_taps;        /* forward by per-tap sgemms (else im2col, unless fwd_wino) */
@@ -339,13 +340,10 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     const int w_taps = gweight && plan.w_taps;
     const int x_taps = gxp && plan.gx_taps, transposed = gxp && plan.gx_im2col;
     float *wf = wk + plan.wf, *wft = wk + plan.wft;
-    if (x_taps || transposed) flip_kernel(g, wp, wf);
+    const int x_wino = gxp && plan.gx_wino;   /* after the per-image loop, by blocks */
+    if (x_taps || transposed || x_wino) flip_kernel(g, wp, wf);
     if (x_taps) um_conv_taps_weights(&tg, wf, wft);
-    const int x_wino = gxp && plan.gx_wino;
-    if (x_wino) {
-        flip_kernel(g, wp, wf);
-        um_winograd_weights(&tg, wf, wk + plan.wgu);
-    }
+    if (x_wino) um_winograd_weights(&tg, wf, wk + plan.wgu);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
     int team = nt;   /* smaller than nt when called inside another parallel region */
 #pragma omp parallel num_threads(nt)
@@ -374,15 +372,13 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
                     for (int64_t p = 0; p < P; p++) s += row[p];
                     gb_part[o] += s;
                 }
-            if (x_wino) {
-                /* after the loop, by blocks of images */
-            } else if (x_taps) {
+            if (x_taps) {
                 float *gxi = gxp + i * g->c * g->h * g->w;
                 um_conv_taps_pad(&tg, gyi, buf);
                 um_conv_taps_forward(&tg, wft, buf, buf + um_conv_taps_input_floats(&tg), gxi, NULL);
             } else if (transposed) {
                 cols_convolve(&tg, blocks, tgroup, gyi, wf, buf, gxp + i * g->c * g->h * g->w);
-            } else if (gxp) {
+            } else if (gxp && !x_wino) {
                 cols_input_grad(g, blocks, group, gyi, wp, buf, gxp + i * g->c * g->h * g->w);
             }
         }

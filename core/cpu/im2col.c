@@ -28,7 +28,7 @@ int64_t um_im2col_scratch_floats(const um_window2d *g) {
 
 /* The stride-2 split and merge, vectorised (as permutes) once the compiler knows the
  * three runs apart: in[2j] -> even[j], in[2j+1] -> odd[j], and back. */
-static void split_pairs(const float *restrict in, float *restrict even, float *restrict odd, int64_t n) {
+void um_split_pairs(const float *restrict in, float *restrict even, float *restrict odd, int64_t n) {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
         even[j] = in[2 * j];
@@ -48,7 +48,7 @@ static void merge_pairs(const float *restrict even, const float *restrict odd, f
 static void split_row(const um_window2d *g, const float *in, float *phases) {
     const int64_t n = padded_cols(g), sw = g->sw, stride = phase_floats(g);
     if (sw == 2) {
-        split_pairs(in, phases, phases + stride, n / 2);
+        um_split_pairs(in, phases, phases + stride, n / 2);
         if (n % 2) phases[n / 2] = in[n - 1];
         return;
     }

@@ -10,6 +10,8 @@ int64_t um_im2col_scratch_floats(const um_window2d *g);
  * rows of (ow-1)*sw + kw; with a column stride sw > 1 kept as its sw column phases, and
  * then needing um_im2col_scratch_floats(g) in all. */
 void um_pad_plane(const um_window2d *g, const float *plane, float *padded);
+/* in[2j] -> even[j], in[2j+1] -> odd[j] for j < n (the three runs apart). */
+void um_split_pairs(const float *restrict in, float *restrict even, float *restrict odd, int64_t n);
 /* x (c, h, w) -> col (c*kh*kw, oh*ow), any stride and padding. */
 void um_im2col(const um_window2d *g, const float *x, float *col, float *scratch);
 /* col (c*kh*kw, oh*ow) summed back into gx (c, h, w), which is overwritten. */

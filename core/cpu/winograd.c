@@ -62,8 +62,7 @@ static int64_t tiles_per_image(const um_window2d *g) { return tiles_y(g) * tiles
  * remainders, and the 5x5 input transform took 36% of LeNet's 32 -> 64 input gradient.
  * The extra lanes read what follows in the scratch (the next rows, the gap after each
  * matrix, the slack after the rows of A^T m: at least 7 floats, all that a vector of 8
- * can need) and write what is written again later:
- * the next tiles of V (its channels are transformed in order, image after image, and
+ * can need) and write what is written again later: the next tiles of V (its channels are transformed in order, image after image, and
  * the last channel's spill falls in the gap), or the next rows of y (a row whose spill
  * would leave the plane goes through scratch). */
 #define VEC_TILES 8
@@ -111,7 +110,8 @@ static int64_t block_tiles(const um_window2d *g) { return um_winograd_block_imag
 int64_t um_winograd_scratch_floats(const um_window2d *g) {
     const um_window2d tw = tile_window(g);
     return points(g) * ((g->c + g->c_out) * block_tiles(g) + 2 * GAP) + 2 * phase_floats(g) +
-           um_im2col_scratch_floats(&tw) + 2 * alpha(g) * tiles_per_image(g) + VEC_TILES + 4 * vec_tiles(tiles_x(g));
+           um_im2col_scratch_floats(&tw) + 2 * alpha(g) * tiles_per_image(g) + VEC_TILES +
+           4 * vec_tiles(tiles_x(g));
 }
 
 int64_t um_winograd_weight_floats(const um_window2d *g) { return points(g) * g->c * g->c_out; }
@@ -151,11 +151,11 @@ void um_winograd_weights(const um_window2d *g, const float *w, float *u) {
         }
 }
 
-/* 3x3: B^T d B of the tiles of one tile row in one pass: e and o are the even and odd columns of its
- * first padded row, the next rows lie pc further on; tile t's 16 values go to
- * v[xi * stride + t]. */
+/* 3x3: B^T d B of the tiles of one tile row in one pass: e and o are the even and odd
+ * columns of its first padded row, the next rows lie pc further on; tile t's 16 values go
+ * to v[xi * stride + t]. */
 static void transform_tile_row_3(const float *restrict e, const float *restrict o, int64_t pc, int64_t n,
-                               float *restrict v, int64_t stride) {
+                                 float *restrict v, int64_t stride) {
     const float *restrict e0 = e, *restrict e1 = e + pc, *restrict e2 = e + 2 * pc, *restrict e3 = e + 3 * pc;
     const float *restrict o0 = o, *restrict o1 = o + pc, *restrict o2 = o + 2 * pc, *restrict o3 = o + 3 * pc;
 #pragma omp simd
@@ -186,10 +186,10 @@ static void transform_tile_row_3(const float *restrict e, const float *restrict 
     }
 }
 
-/* 3x3: A^T m A of one output channel's tiles in one tile row in one pass: m[xi * stride + t] -> the two
- * output rows y0, y1 (2 * tiles_x each), plus bias. */
+/* 3x3: A^T m A of one output channel's tiles in one tile row in one pass:
+ * m[xi * stride + t] -> the two output rows y0, y1 (2n each), plus bias. */
 static void transform_tile_row_out_3(const float *m, int64_t stride, int64_t n, float bias, float *restrict y0,
-                             float *restrict y1) {
+                                     float *restrict y1) {
     const float *restrict m0 = m, *restrict m1 = m + stride, *restrict m2 = m + 2 * stride,
                           *restrict m3 = m + 3 * stride, *restrict m4 = m + 4 * stride, *restrict m5 = m + 5 * stride,
                           *restrict m6 = m + 6 * stride, *restrict m7 = m + 7 * stride, *restrict m8 = m + 8 * stride,
@@ -269,8 +269,8 @@ static void transform_a(const float *const *m, float *restrict y0, float *restri
     }
 }
 
-/* 5x5, A^T along a tile row, interleaved: y[2t], y[2t+1] = the two rows of A^T times m[.][t],
- * plus bias. */
+/* 5x5, A^T along a tile row, interleaved: y[2t], y[2t+1] = the two rows of A^T times
+ * m[.][t], plus bias. */
 static void transform_a_pairs(const float *const *m, float bias, float *restrict y, int64_t n) {
     const float *restrict m0 = m[0], *restrict m1 = m[1], *restrict m2 = m[2], *restrict m3 = m[3],
                           *restrict m4 = m[4], *restrict m5 = m[5];
@@ -306,7 +306,8 @@ static void transform_output(const um_window2d *g, const float *m, int64_t strid
     if (a == 4) {
         for (int64_t ty = 0; ty < tiles_y(g); ty++) {
             float *y0 = yo + 2 * ty * ow, *y1 = y0 + ow;
-            const int direct0 = 2 * ty * ow + 2 * n <= end, direct1 = 2 * n == ow && (2 * ty + 1) * ow + 2 * n <= end;
+            const int direct0 = 2 * ty * ow + 2 * n <= end;
+            const int direct1 = 2 * n == ow && (2 * ty + 1) * ow + 2 * n <= end;
             transform_tile_row_out_3(m + ty * tx, stride, n, bias, direct0 ? y0 : out, direct1 ? y1 : out + 2 * n);
             if (!direct0) memcpy(y0, out, (size_t)ow * sizeof(float));
             if (!direct1 && 2 * ty + 1 < g->oh) memcpy(y1, out + 2 * n, (size_t)ow * sizeof(float));
@@ -341,12 +342,7 @@ void um_winograd_forward(const um_window2d *g, const float *u, const float *x, i
     for (int64_t c = 0; c < C; c++)   /* in this order for vec_tiles */
         for (int64_t i = 0; i < images; i++) {
             um_pad_plane(&tw, x + (i * C + c) * plane, pad);
-            float *restrict even = pp, *restrict odd = pp + pf;
-#pragma omp simd
-            for (int64_t q = 0; q < pf; q++) {   /* the padded rows have even length */
-                even[q] = pad[2 * q];
-                odd[q] = pad[2 * q + 1];
-            }
+            um_split_pairs(pad, pp, pp + pf, pf);   /* the padded rows have even length */
             transform_input(g, pp, v + c * T + i * tpi, vs);
         }
     for (int64_t xi = 0; xi < P; xi++)

@@ -31,8 +31,22 @@ CFLAGS ?= $(OPT) -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Icore $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lreadline -lgomp -lm -lpthread $(EXTRA_LDFLAGS)
 
-CORE_SRC := $(wildcard core/*.c core/cpu/*.c)
+# The engine is one library per folder; dependencies run one way (docs/architecture.md):
+# base (core/*.c) <- nn, ood, io, data; the backends (cpu/, the CUDA loader) hold the
+# kernels behind the tables of base, nn and ood. An application that embeds only the
+# engine links base + nn + cpu (build/libumbra_engine.a), without HDF5, matio or libpng.
+FOLDERS := base nn ood io data cpu cudaload
+base_SRC := $(wildcard core/*.c)
+nn_SRC := $(wildcard core/nn/*.c)
+ood_SRC := $(wildcard core/ood/*.c)
+io_SRC := $(wildcard core/io/*.c)
+data_SRC := $(wildcard core/data/*.c)
+cpu_SRC := $(wildcard core/cpu/*.c core/cpu/conv/*.c)
+cudaload_SRC := core/cuda/cuda_load.c
+CORE_SRC := $(foreach f,$(FOLDERS),$($(f)_SRC))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+FOLDER_LIBS := $(foreach f,$(FOLDERS),$(BUILD)/libumbra_$(f).a)
+ENGINE_LIB := $(BUILD)/libumbra_engine.a
 BIND_SRC := $(filter-out lua/main.c,$(wildcard lua/*.c))
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
 
@@ -40,7 +54,7 @@ ifeq ($(CUDA),1)
 # CUDA backend (core/cuda/*.cu): a library of its own, libumbra_cuda.so beside the Lua
 # module, linked with cuBLAS and cuDNN from CUDA_HOME (CUDA_CFLAGS and CUDA_LDFLAGS add
 # other places: scripts/gpu-check uses them for a cuDNN found elsewhere). The core loads it
-# on first use (core/cuda_load.c); it takes umbra's own functions from the program that
+# on first use (core/cuda/cuda_load.c); it takes umbra's own functions from the program that
 # loads it, which is why the executable and the C tests export theirs (-E, whole archive).
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA_SRC := $(wildcard core/cuda/*.cu)
@@ -61,17 +75,31 @@ EXE := $(BUILD)/umbra
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_main.c,$(wildcard tests/c/test_*.c)))
 
 .PHONY: all test test-c test-lua memcheck asan demo bench install clean help
-all: $(LIB) $(CORE_SO) $(EXE) $(CUDA_SO)
+all: $(LIB) $(FOLDER_LIBS) $(ENGINE_LIB) $(CORE_SO) $(EXE) $(CUDA_SO)
 
-$(BUILD)/%.o: %.c $(wildcard core/*.h core/cpu/*.h core/cuda/cuda_api.h lua/*.h)
+# Header dependencies come from the compiler (-MMD -MP), one .d file beside each object.
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/%.o: %.cu $(wildcard core/*.h core/cuda/*.h)
+$(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+define folder_lib
+$(BUILD)/libumbra_$(1).a: $$($(1)_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && $$(AR) rcs $$@ $$^
+endef
+$(foreach f,$(FOLDERS),$(eval $(call folder_lib,$(f))))
 
 $(LIB): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(ENGINE_LIB): $(base_SRC:%.c=$(BUILD)/%.o) $(nn_SRC:%.c=$(BUILD)/%.o) $(cpu_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
@@ -90,7 +118,7 @@ $(CUDA_SO): $(CUDA_OBJ)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/check_main.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(WHOLE_LIB) $(CHECK_LIBS) $(LDLIBS) -Wl,-E -ldl
+	$(CC) $(CFLAGS) -MMD -MP -Itests/c -o $@ $< $(WHOLE_LIB) $(CHECK_LIBS) $(LDLIBS) -Wl,-E -ldl
 
 test: all $(C_TESTS)
 	@BUILD=$(BUILD) scripts/run-tests

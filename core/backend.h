@@ -7,9 +7,6 @@
 #include "ops.h"
 #include "tensor.h"
 
-struct um_nn_ops;      /* layers, losses, optimisers: core/nn_ops.h */
-struct um_attack_ops;  /* noise and PGD kernels: core/attack_ops.h */
-
 struct um_backend {
     const char *name;  /* "cpu", "cuda" */
     int is_host;       /* data pointers can be read by the CPU */
@@ -37,12 +34,27 @@ struct um_backend {
                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
     void (*set_num_threads)(int n);
 
-    const struct um_nn_ops *nn;
-    const struct um_attack_ops *attack;
+    /* The kernel table this backend has for a concern folder ("nn": core/nn/nn_ops.h,
+     * "ood": core/ood/ood_ops.h), or NULL. The concerns ask through their own accessors,
+     * which never hand out a NULL entry to call (um_kernel_missing). */
+    const void *(*kernels)(const char *concern);
 };
 
 /* Registry, so that a CUDA backend can plug itself in without the CPU code knowing. */
 void um_register_backend(const um_backend *be);
+/* A backend that is loaded on first use (CUDA: core/cuda/cuda_load.c registers one at start-up):
+ * find() gives it or NULL, why() says why there is none. */
+typedef struct um_backend_provider {
+    const char *name;
+    const um_backend *(*find)(void);
+    const char *(*why)(void);
+} um_backend_provider;
+void um_register_backend_provider(const um_backend_provider *p);
+/* Why there is no backend called name (NULL when there is one). */
+const char *um_backend_why_unavailable(const char *name);
+/* The error for a kernel a backend lacks: UM_ENOTIMPL, "cuda: kernel maxpool2d_relu_backward
+ * is not implemented". */
+int um_kernel_missing(const um_backend *be, const char *kernel);
 const um_backend *um_find_backend(const char *name); /* NULL if not compiled in / no device */
 /* The backend called name, or UM_EDEVICE saying why there is none (for "cuda": no library,
  * a load error, or no device) and UM_EINVAL for a name that is neither cpu nor cuda. */

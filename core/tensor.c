@@ -4,7 +4,6 @@
 #include <string.h>
 #include "alloc.h"
 #include "backend.h"
-#include "cuda/cuda_api.h"
 #include "error.h"
 #include "tensor.h"
 
@@ -429,29 +428,4 @@ void um_set(um_tensor *t, const int64_t *index, double v) {
     int64_t off = offset_of(t, index);
     if (t->dtype == UM_INT64) ((int64_t *)t->storage->data)[off] = (int64_t)v;
     else ((float *)t->storage->data)[off] = (float)v;
-}
-
-#define UM_MAX_BACKENDS 4
-static const um_backend *registry[UM_MAX_BACKENDS];
-
-void um_register_backend(const um_backend *be) {
-    for (int i = 0; i < UM_MAX_BACKENDS; i++) {
-        if (registry[i] == be) return;
-        if (!registry[i]) { registry[i] = be; return; }
-    }
-}
-
-const um_backend *um_find_backend(const char *name) {
-    if (!strcmp(name, "cpu")) return um_cpu_backend();
-    /* a library of its own, loaded on first use; the backend registers itself then */
-    if (!strcmp(name, "cuda")) return um_cuda() ? um_cuda()->backend() : NULL;
-    for (int i = 0; i < UM_MAX_BACKENDS && registry[i]; i++)
-        if (!strcmp(registry[i]->name, name)) return registry[i];
-    return NULL;
-}
-
-int um_backend_named(const char *name, const um_backend **out) {
-    if ((*out = um_find_backend(name))) return UM_OK;
-    if (!strcmp(name, "cuda")) return um_fail(UM_EDEVICE, "no CUDA device (%s)", um_cuda_why_unavailable());
-    return um_fail(UM_EINVAL, "no device '%s' (expected cpu or cuda)", name);
 }

@@ -1,9 +1,9 @@
-/* Lua binding of PGD (core/pgd.h): umbra.core.pgd(module, x, opts) -> x_adv, objective.
+/* Lua binding of PGD (core/ood/pgd.h): umbra.core.pgd(module, x, opts) -> x_adv, objective.
  * opts = {objective=, eps=, step=, steps=, norm= 0|2, random_start=, labels=, generator=};
  * labels are Lua class labels 1..K and are shifted to the core's 0-based indices here. */
 #include <string.h>
 #include "binding.h"
-#include "pgd.h"
+#include "ood/pgd.h"
 
 /* The module box of lua/nn.c (metatable "umbra.Module", one core reference). */
 typedef struct { um_module *m; } module_box;

@@ -4,7 +4,7 @@
  * File problems give nil, message; misuse (wrong argument types, bad names) raises. */
 #include <string.h>
 #include "binding.h"
-#include "h5io.h"
+#include "io/h5io.h"
 
 /* Entries from the table at index t (name -> tensor) into a userdata array on the stack. */
 static um_h5_entry *collect_entries(lua_State *L, int t, int *n, const char *fname) {

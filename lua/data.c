@@ -4,7 +4,7 @@
  * 1-based, as every class label in umbra's Lua API; unlabelled images have none. */
 #include <string.h>
 #include "binding.h"
-#include "data.h"
+#include "data/data.h"
 
 #define UM_DATASET_MT "umbra.Dataset"
 

@@ -1,8 +1,8 @@
-/* Lua binding of the evaluation metrics (core/metrics.h): functions metrics_* on umbra.core
+/* Lua binding of the evaluation metrics (core/ood/metrics.h): functions metrics_* on umbra.core
  * that the pure-Lua module umbra.eval wraps. Tensors must be on the CPU (umbra.eval moves
  * them); class labels come from Lua as 1..K. */
 #include "binding.h"
-#include "metrics.h"
+#include "ood/metrics.h"
 
 static int l_max_conf(lua_State *L) {
     um_tensor *probs = um_lua_check_tensor(L, 1);

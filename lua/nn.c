@@ -5,9 +5,9 @@
  * friendly constructors, containers and printing are in lua/umbra/nn.lua. */
 #include <string.h>
 #include "binding.h"
-#include "layers.h"
-#include "loss.h"
-#include "module.h"
+#include "nn/layers.h"
+#include "nn/loss.h"
+#include "nn/module.h"
 
 #define UM_MODULE_MT "umbra.Module"
 

@@ -1,7 +1,7 @@
-/* Lua binding of the noise generators (core/noise.h): functions on umbra.core that the
+/* Lua binding of the noise generators (core/ood/noise.h): functions on umbra.core that the
  * pure-Lua module umbra.noise wraps. */
 #include "binding.h"
-#include "noise.h"
+#include "ood/noise.h"
 
 static int l_noise_uniform_(lua_State *L) {
     um_tensor *x = um_lua_check_tensor(L, 1);

@@ -5,7 +5,7 @@
  * lua/umbra/optim.lua. */
 #include <string.h>
 #include "binding.h"
-#include "optim.h"
+#include "nn/optim.h"
 
 #define UM_OPTIM_MT "umbra.Optimizer"
 

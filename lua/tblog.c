@@ -1,9 +1,9 @@
-/* Lua binding of the TensorBoard event writer (core/tbevents.h):
+/* Lua binding of the TensorBoard event writer (core/io/tbevents.h):
  * umbra.core.tb_open(dir) -> writer with :scalar(tag, step, value [, wall_time]),
  * :path(), :close() (also __gc and __close). */
 #include <time.h>
 #include "binding.h"
-#include "tbevents.h"
+#include "io/tbevents.h"
 
 #define UM_TB_MT "umbra.TBWriter"
 

@@ -4,7 +4,7 @@
  * corrupt file gives nil, message; misuse (unknown variable, closed object) raises. */
 #include <string.h>
 #include "binding.h"
-#include "tfckpt.h"
+#include "io/tfckpt.h"
 
 #define UM_TFCKPT_MT "umbra.TFCheckpoint"
 

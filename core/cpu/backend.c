@@ -1,12 +1,12 @@
-/* The CPU backend: host memory through the counting allocator, OpenBLAS GEMM, and the
- * kernel table. Layers and attacks add their tables (um_cpu_nn_ops, um_cpu_attack_ops). */
+/* The CPU backend: host memory through the counting allocator, OpenBLAS GEMM, the tensor
+ * kernels, and the kernel tables of the concern folders (nn_kernels.c, ood_kernels.c). */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 #include "alloc.h"
-#include "attack_ops.h"
-#include "nn_ops.h"
-#include "cpu.h"
+#include "ood/ood_ops.h"
+#include "nn/nn_ops.h"
+#include "cpu/cpu.h"
 
 static int cpu_alloc(void **p, size_t bytes) {
     *p = um_alloc(bytes);
@@ -38,6 +38,12 @@ void um_set_num_threads(int n) {
 int um_get_num_threads(void) { return num_threads > 0 ? num_threads : omp_get_max_threads(); }
 
 
+static const void *cpu_kernels(const char *concern) {
+    if (!strcmp(concern, "nn")) return &um_cpu_nn_ops;
+    if (!strcmp(concern, "ood")) return &um_cpu_ood_ops;
+    return NULL;
+}
+
 static um_backend cpu_backend = {
     .name = "cpu",
     .is_host = 1,
@@ -57,8 +63,7 @@ static um_backend cpu_backend = {
     .softmax = um_cpu_softmax,
     .gemm = um_cpu_gemm,
     .set_num_threads = um_cpu_set_num_threads,
-    .nn = &um_cpu_nn_ops,
-    .attack = &um_cpu_attack_ops,
+    .kernels = cpu_kernels,
 };
 
 const um_backend *um_cpu_backend(void) { return &cpu_backend; }

@@ -9,7 +9,7 @@
  * moving_variance while normalising with the biased one; umbra does the same. */
 #include <math.h>
 #include "error.h"
-#include "nn_cpu.h"
+#include "cpu/nn_cpu.h"
 
 /* y = x*scale + shift per channel. The forward and the ReLU-folded backward, which finds
  * where the ReLU after the batch norm passed gradient (y > 0) from x rather than reading

@@ -24,4 +24,8 @@ int um_cpu_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 void um_cpu_set_num_threads(int n);
 
+/* The CPU's kernel tables for the concern folders (nn_kernels.c, ood_kernels.c). */
+extern const struct um_nn_ops um_cpu_nn_ops;
+extern const struct um_ood_ops um_cpu_ood_ops;
+
 #endif

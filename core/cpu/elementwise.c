@@ -3,7 +3,7 @@
  * compiler vectorises. */
 #include <math.h>
 #include <string.h>
-#include "cpu.h"
+#include "cpu/cpu.h"
 
 static void copy_row(void *ctx, char *o, int64_t so, const char *a, int64_t sa, const char *b, int64_t sb, int64_t n) {
     size_t es = *(size_t *)ctx;

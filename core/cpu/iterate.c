@@ -1,7 +1,7 @@
 /* The CPU's strided walker: merges dimensions that are contiguous in every operand, then
  * visits innermost rows, in parallel when the work is large enough to pay for threads. */
 #include <string.h>
-#include "cpu.h"
+#include "cpu/cpu.h"
 
 typedef struct {
     int nd;

@@ -1,8 +1,8 @@
 /* Internal declarations of the CPU layer/loss/optimiser kernels, gathered into
- * um_cpu_nn_ops by core/cpu/nn_ops.c. Shapes and contracts: see core/nn_ops.h. */
+ * um_cpu_nn_ops by core/cpu/nn_kernels.c. Shapes and contracts: see core/nn/nn_ops.h. */
 #ifndef UM_NN_CPU_H
 #define UM_NN_CPU_H
-#include "nn_ops.h"
+#include "nn/nn_ops.h"
 
 /* Run a BLAS call single-threaded inside our own OpenMP loops: the pthread OpenBLAS
  * would otherwise start its own threads from each of ours. */

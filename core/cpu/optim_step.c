@@ -1,9 +1,9 @@
-/* CPU optimiser steps, fused and in place, in TensorFlow's forms (see core/nn_ops.h):
+/* CPU optimiser steps, fused and in place, in TensorFlow's forms (see core/nn/nn_ops.h):
  * momentum without dampening, Adam with the bias correction folded into lr_t and eps
  * added to sqrt(v) ("epsilon hat"), and the paper's weight decay lambda * sum w^2. */
 #include <math.h>
 #include "error.h"
-#include "nn_cpu.h"
+#include "cpu/nn_cpu.h"
 
 #define PAR_MIN 32768   /* below this many elements threads cost more than they save */
 

@@ -4,7 +4,7 @@
 #include <float.h>
 #include <string.h>
 #include "error.h"
-#include "nn_cpu.h"
+#include "cpu/nn_cpu.h"
 
 /* Clip the window starting at o*stride - pad to [0, in). */
 static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t in,

@@ -2,7 +2,7 @@
  * Sums accumulate in double so long reductions keep float32 accuracy. */
 #include <float.h>
 #include <math.h>
-#include "cpu.h"
+#include "cpu/cpu.h"
 
 int um_cpu_reduce(um_tensor *out, um_redop op, const um_tensor *a, int64_t outer, int64_t n, int64_t inner) {
     const float *x = um_f32(a);

@@ -5,7 +5,7 @@
  * uniform_conf = -(1/k) sum_k log p_k = lse - mean z. */
 #include <math.h>
 #include "error.h"
-#include "nn_cpu.h"
+#include "cpu/nn_cpu.h"
 
 static double row_lse(const float *z, int64_t k, int64_t *argmax) {
     float m = z[0];

@@ -144,6 +144,13 @@ static void release_at_exit(void) {
     blas_handle = NULL;
 }
 
+/* The CUDA kernel tables of the concern folders (nn_kernels.cu, ood_kernels.cu). */
+static const void *cuda_kernels(const char *concern) {
+    if (!strcmp(concern, "nn")) return um_cu_nn_ops();
+    if (!strcmp(concern, "ood")) return um_cu_ood_ops();
+    return NULL;
+}
+
 static void init_backend(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1) {
@@ -175,8 +182,7 @@ static void init_backend(void) {
     be->softmax = um_cu_softmax;
     be->gemm = cuda_gemm;
     be->set_num_threads = cuda_set_num_threads;
-    be->nn = um_cu_nn_ops();
-    be->attack = um_cu_attack_ops();
+    be->kernels = cuda_kernels;
     device_count = n;
     atexit(release_at_exit);
     um_register_backend(be);
@@ -204,7 +210,7 @@ extern "C" int um_cuda_synchronize(void) {
     return UM_OK;
 }
 
-/* The table core/cuda_load.c asks for after loading this library. */
+/* The table core/cuda/cuda_load.c asks for after loading this library. */
 extern "C" const um_cuda_api *um_cuda_entry(void) {
     static const um_cuda_api table = {um_cuda_backend, um_cuda_device_count, um_cuda_device_name,
                                       um_cuda_synchronize, um_cuda_memory, um_cuda_empty_cache};

@@ -12,15 +12,15 @@
 
 extern "C" {
 #include "alloc.h"
-#include "attack_ops.h"
+#include "ood/ood_ops.h"
 #include "backend.h"
 #include "cuda_api.h"
 #include "error.h"
-#include "nn_ops.h"
+#include "nn/nn_ops.h"
 #include "ops.h"
 #include "tensor.h"
 
-/* The entry points, handed to core/cuda_load.c as a um_cuda_api table by um_cuda_entry. */
+/* The entry points, handed to core/cuda/cuda_load.c as a um_cuda_api table by um_cuda_entry. */
 const um_backend *um_cuda_backend(void);
 int um_cuda_device_count(void);
 int um_cuda_synchronize(void);
@@ -137,6 +137,6 @@ int um_cu_adam_step(um_tensor *w, const um_tensor *g, um_tensor *m, um_tensor *v
 int um_cu_weight_decay(const um_tensor *w, um_tensor *g, double lambda, double *sumsq);
 
 extern const struct um_nn_ops *um_cu_nn_ops(void);
-extern const struct um_attack_ops *um_cu_attack_ops(void);
+extern const struct um_ood_ops *um_cu_ood_ops(void);
 
 #endif

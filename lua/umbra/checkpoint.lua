@@ -1,4 +1,4 @@
--- umbra.checkpoint: a training state in one HDF5 file (core/h5io.h), readable with h5dump
+-- umbra.checkpoint: a training state in one HDF5 file (core/io/h5io.h), readable with h5dump
 -- and h5py. Layout: /model/params/<path>, /model/buffers/<path> (float32 with their true
 -- shapes), /optim/... (the optimiser's state() table: tensors as datasets, numbers and
 -- strings as attributes of their group), /extra/<name>; root attributes format, version,

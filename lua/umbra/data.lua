@@ -131,7 +131,7 @@ function readers.svhn(name, spec, opts, label)
 end
 
 -- grayCIFAR-10 (PAPER.md §6.1): CIFAR-10 as 28x28 gray, the mean of R, G, B resized with
--- PIL's bilinear filter (antialiased when shrinking, see core/data.h).
+-- PIL's bilinear filter (antialiased when shrinking, see core/data/data.h).
 function readers.gray(name, spec, opts, label)
    local src, err = readers.cifar("cifar10", SETS.cifar10, opts, "cifar10 " .. opts.split)
    if not src then return nil, err end

@@ -1,6 +1,6 @@
 -- umbra.log: what a run writes while it trains: a log file mirrored on the terminal,
 -- metrics.csv (one row per epoch), TensorBoard scalars (written by umbra itself, see
--- core/tbevents.c) under tb/train and tb/test, and a progress bar with ETA when stdout is
+-- core/io/tbevents.c) under tb/train and tb/test, and a progress bar with ETA when stdout is
 -- a terminal (plain lines otherwise).
 local core = require "umbra.core"
 

@@ -1,5 +1,5 @@
 -- umbra.optim: SGD with momentum and Adam in TensorFlow's forms (fused C steps, see
--- core/optim.h), the paper's weight decay, and learning-rate schedules. An optimiser
+-- core/nn/optim.h), the paper's weight decay, and learning-rate schedules. An optimiser
 -- takes the list from model:parameters() (which carries .grads), so
 --   local opt = optim.SGD(model:parameters(), {lr = 0.1, momentum = 0.9})
 --   model:zero_grad(); ...backward...; optim.weight_decay(decayed, 5e-4); opt:step()

@@ -5,9 +5,9 @@
 #define UM_GRADCHECK_H
 #include <stdio.h>
 #include "check_main.h"
-#include "layers.h"
-#include "loss.h"
-#include "module.h"
+#include "nn/layers.h"
+#include "nn/loss.h"
+#include "nn/module.h"
 #include "umbra.h"
 
 typedef struct {

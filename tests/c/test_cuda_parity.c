@@ -11,15 +11,15 @@
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "attack_ops.h"
+#include "ood/ood_ops.h"
 #include "check_main.h"
-#include "h5io.h"
-#include "layers.h"
-#include "loss.h"
-#include "module.h"
-#include "noise.h"
-#include "optim.h"
-#include "pgd.h"
+#include "io/h5io.h"
+#include "nn/layers.h"
+#include "nn/loss.h"
+#include "nn/module.h"
+#include "ood/noise.h"
+#include "nn/optim.h"
+#include "ood/pgd.h"
 
 #define RTOL 1e-4
 

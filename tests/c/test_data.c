@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "check_main.h"
-#include "data.h"
+#include "data/data.h"
 
 static char dir[64];
 static char pathbuf[8][256];

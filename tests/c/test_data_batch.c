@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include "check_main.h"
-#include "data.h"
+#include "data/data.h"
 
 /* n images of c x 4 x 5 with pixel (i, ch, r, col) = i*60 + ch*20 + r*5 + col, label i % 3. */
 static um_dataset *toy(int n, int c) {

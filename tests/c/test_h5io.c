@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "check_main.h"
-#include "h5io.h"
+#include "io/h5io.h"
 
 static char dir[64], file[128];
 

@@ -2,7 +2,7 @@
  * (and against an O(n^2) pair count), NumPy's linear percentile, FPR at 95 % TPR, ROC points,
  * resistance with the guard column at index K, row selection; errors and allocation failures. */
 #include "check_main.h"
-#include "metrics.h"
+#include "ood/metrics.h"
 
 static um_tensor *vec(int n, const float *v) {
     um_tensor *t;

@@ -3,7 +3,7 @@
  * parent, no cycles, results not overwritten while held), a warm training step that
  * allocates nothing, and an allocation-failure sweep that must leak nothing. */
 #include "gradcheck.h"
-#include "optim.h"
+#include "nn/optim.h"
 
 static um_generator gen;
 static int64_t live0;

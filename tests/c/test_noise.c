@@ -1,7 +1,7 @@
 /* Noise generators: Gaussian taps, mirror-padded low-pass against a direct 2-D reference,
  * rescale, permutation keeps each image's pixels, the authors' recipe is reproducible. */
 #include "check_main.h"
-#include "noise.h"
+#include "ood/noise.h"
 
 static um_tensor *images(int64_t n, int64_t c, int64_t h, int64_t w, um_generator *g) {
     int64_t s[4] = {n, c, h, w};

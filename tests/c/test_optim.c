@@ -2,7 +2,7 @@
  * Nesterov, Adam with bias correction in lr_t), the paper's weight decay, state and
  * errors; and learning itself: an MLP fits XOR. */
 #include "gradcheck.h"
-#include "optim.h"
+#include "nn/optim.h"
 
 static int64_t live0;
 static void setup(void) { live0 = um_live_bytes(); }

@@ -2,8 +2,8 @@
  * monotonicity, input gradients of every objective against finite differences, and the
  * model untouched (parameters, gradients, BN statistics, mode) after an attack. */
 #include "check_main.h"
-#include "layers.h"
-#include "pgd.h"
+#include "nn/layers.h"
+#include "ood/pgd.h"
 
 static um_tensor *rand_tensor(int ndim, const int64_t *s, um_generator *g, float lo, float hi) {
     um_tensor *t;
@@ -130,7 +130,7 @@ START_TEST(objective_input_gradients_match_finite_differences) {
         ck_ok(um_module_forward(m, x, &logits));
         int64_t ls[2] = {logits->size[0], logits->size[1]};
         ck_ok(um_tensor_new(&glog, UM_FLOAT32, 2, ls, NULL));
-        ck_ok(um_backend_of(x)->nn->loss_backward(kinds[k], logits, lab, 1.0, NULL, glog));
+        ck_ok(UM_NN_CALL(um_backend_of(x), loss_backward, kinds[k], logits, lab, 1.0, NULL, glog));
         ck_ok(um_module_backward_input(m, x, glog, &gx));
         int checked = 0;
         for (int64_t i = 0; i < um_numel(x); i += 7) {

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <unistd.h>
 #include "check_main.h"
-#include "crc32c.h"
-#include "sstable.h"
-#include "tfckpt.h"
+#include "io/crc32c.h"
+#include "io/sstable.h"
+#include "io/tfckpt.h"
 
 /* ---- a fixed-capacity byte buffer to build the fixture ---- */
 typedef struct { uint8_t b[4096]; size_t n; } bytes;

@@ -1,0 +1,32 @@
+/* Kernel table for the noise generators and the PGD inner steps: one per backend, which
+ * the backend hands out as its "ood" kernels.
+ * Tensors are contiguous float32 (N, D) or NCHW and already checked. */
+#ifndef UM_OOD_OPS_H
+#define UM_OOD_OPS_H
+#include "backend.h"
+#include "rng.h"
+#include "tensor.h"
+
+struct um_ood_ops {
+    /* out[n,c,p] = x[n,c,perm_n[p]]; perms is int64 (N, H*W) on this backend */
+    int (*permute_pixels)(um_tensor *out, const um_tensor *x, const um_tensor *perms);
+    /* separable Gaussian low-pass with symmetric mirror padding; taps has 2r+1 weights */
+    int (*lowpass)(um_tensor *out, const um_tensor *x, const float *taps, int radius);
+    /* per-image min-max rescale to [0,1] over all pixels and channels, in place */
+    int (*rescale)(um_tensor *x);
+    /* x = z + s_n * u, clipped to [0,1]; u has the shape of z, s has N entries */
+    int (*random_start)(um_tensor *x, const um_tensor *z, const um_tensor *u, const um_tensor *s);
+    /* one ascent step and projection onto {|x - z| <= eps} ∩ [0,1]^d; p = 0 means l-inf (sign
+     * step), p = 2 a step along g/|g|_2 */
+    int (*pgd_step)(um_tensor *x, const um_tensor *grad, const um_tensor *z, float step, float eps, int p);
+    /* where obj_n > best_obj_n (strictly): best_x_n = x_n, best_obj_n = obj_n */
+    int (*keep_best)(um_tensor *best_x, um_tensor *best_obj, const um_tensor *x, const um_tensor *obj);
+};
+
+/* The ood table of backend be; an empty table when be has none. */
+const struct um_ood_ops *um_ood_kernels(const um_backend *be);
+/* Calls ood kernel k of backend be, or fails with UM_ENOTIMPL naming kernel and backend. */
+#define UM_OOD_CALL(be, k, ...) \
+    (um_ood_kernels(be)->k ? um_ood_kernels(be)->k(__VA_ARGS__) : um_kernel_missing((be), #k))
+
+#endif

@@ -10,22 +10,22 @@ local umbra = require "umbra"
 local nn = require "umbra.nn"
 
 return function(opts)
-   opts = opts or {}
-   local g = opts.generator or umbra.Generator(opts.seed or 1)
-   local classes = opts.num_classes or 10
-   local function conv(c_in, c_out)
-      return nn.Conv2d(c_in, c_out, 5, {padding = "same", bias = true, generator = g})
-   end
-   return nn.Sequential{
-      {"conv1", conv(opts.channels or 1, 32)},
-      {"relu1", nn.ReLU()},
-      {"pool1", nn.MaxPool2d(2, {stride = 2, padding = "same"})},
-      {"conv2", conv(32, 64)},
-      {"relu2", nn.ReLU()},
-      {"pool2", nn.MaxPool2d(2, {stride = 2, padding = "same"})},
-      {"flatten", nn.Flatten()},
-      {"fc1", nn.Linear(7 * 7 * 64, 1024, {generator = g})},
-      {"relu3", nn.ReLU()},
-      {"fc2", nn.Linear(1024, classes, {generator = g})},
-   }
+  opts = opts or {}
+  local g = opts.generator or umbra.Generator(opts.seed or 1)
+  local classes = opts.num_classes or 10
+  local function conv(c_in, c_out)
+    return nn.Conv2d(c_in, c_out, 5, {padding = "same", bias = true, generator = g})
+  end
+  return nn.Sequential{
+    {"conv1", conv(opts.channels or 1, 32)},
+    {"relu1", nn.ReLU()},
+    {"pool1", nn.MaxPool2d(2, {stride = 2, padding = "same"})},
+    {"conv2", conv(32, 64)},
+    {"relu2", nn.ReLU()},
+    {"pool2", nn.MaxPool2d(2, {stride = 2, padding = "same"})},
+    {"flatten", nn.Flatten()},
+    {"fc1", nn.Linear(7 * 7 * 64, 1024, {generator = g})},
+    {"relu3", nn.ReLU()},
+    {"fc2", nn.Linear(1024, classes, {generator = g})},
+  }
 end

@@ -24,13 +24,13 @@ function cuda.empty_cache() return C.empty_cache() end
 
 --- A device name for --device options: "cpu", or "cuda" when available (else an error).
 function cuda.device(name)
-   name = name or "cpu"
-   if name == "cpu" then return name end
-   if name ~= "cuda" then error(string.format("unknown device '%s' (expected cpu or cuda)", tostring(name)), 2) end
-   if not C.is_available() then
-      error("device 'cuda' requested but no CUDA device is available (" .. C.why_unavailable() .. ")", 2)
-   end
-   return name
+  name = name or "cpu"
+  if name == "cpu" then return name end
+  if name ~= "cuda" then error(string.format("unknown device '%s' (expected cpu or cuda)", tostring(name)), 2) end
+  if not C.is_available() then
+    error("device 'cuda' requested but no CUDA device is available (" .. C.why_unavailable() .. ")", 2)
+  end
+  return name
 end
 
 return cuda

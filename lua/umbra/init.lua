@@ -10,15 +10,15 @@ for name, value in pairs(core) do umbra[name] = value end
 -- in package.preload): required once, then cached in the table; other unknown names
 -- stay nil, as for any Lua table.
 local function lazy_submodule(self, name)
-   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then return nil end
-   local modname = "umbra." .. name
-   if not package.loaded[modname] and not package.preload[modname]
-      and not package.searchpath(modname, package.path) then
-      return nil
-   end
-   local module = require(modname)
-   rawset(self, name, module)
-   return module
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then return nil end
+  local modname = "umbra." .. name
+  if not package.loaded[modname] and not package.preload[modname]
+    and not package.searchpath(modname, package.path) then
+    return nil
+  end
+  local module = require(modname)
+  rawset(self, name, module)
+  return module
 end
 
 return setmetatable(umbra, {__index = lazy_submodule})

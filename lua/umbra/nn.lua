@@ -20,82 +20,82 @@ for name, f in pairs(C.methods) do Module[name] = f end
 
 local mt = C.metatable
 mt.__index = function(self, key)
-   local method = Module[key]
-   if method ~= nil then return method end
-   if type(key) == "number" or type(key) == "string" then return C.methods.child(self, key) end
-   return nil
+  local method = Module[key]
+  if method ~= nil then return method end
+  if type(key) == "number" or type(key) == "string" then return C.methods.child(self, key) end
+  return nil
 end
 mt.__len = function(self) return C.methods.num_children(self) end
 
 -- ---- options -------------------------------------------------------------------------
 
 local function generator_of(opts, who)
-   if core.is_generator(opts) then return opts end
-   if type(opts) == "table" then
-      if opts.generator ~= nil then
-         if not core.is_generator(opts.generator) then
-            error(who .. ": opts.generator must be an umbra.Generator", 3)
-         end
-         return opts.generator
+  if core.is_generator(opts) then return opts end
+  if type(opts) == "table" then
+    if opts.generator ~= nil then
+      if not core.is_generator(opts.generator) then
+        error(who .. ": opts.generator must be an umbra.Generator", 3)
       end
-      if opts.seed ~= nil then return core.Generator(opts.seed) end
-   end
-   error(who .. ": weights need a generator: pass {generator = umbra.Generator(seed)} or {seed = n}", 3)
+      return opts.generator
+    end
+    if opts.seed ~= nil then return core.Generator(opts.seed) end
+  end
+  error(who .. ": weights need a generator: pass {generator = umbra.Generator(seed)} or {seed = n}", 3)
 end
 
 local function pair(v, who, what)
-   if type(v) == "number" then return v, v end
-   if type(v) == "table" and #v == 2 then return v[1], v[2] end
-   error(string.format("%s: %s must be a number or a pair {h, w}, got %s", who, what, tostring(v)), 3)
+  if type(v) == "number" then return v, v end
+  if type(v) == "table" and #v == 2 then return v[1], v[2] end
+  error(string.format("%s: %s must be a number or a pair {h, w}, got %s", who, what, tostring(v)), 3)
 end
 
 -- padding: "same" | "valid" | n | {h, w} | {top, bottom, left, right}
 local function padding_of(p, who)
-   if p == nil or p == "valid" then return "valid", 0, 0, 0, 0 end
-   if p == "same" then return "same", 0, 0, 0, 0 end
-   if type(p) == "number" then return "explicit", p, p, p, p end
-   if type(p) == "table" and #p == 2 then return "explicit", p[1], p[1], p[2], p[2] end
-   if type(p) == "table" and #p == 4 then return "explicit", p[1], p[2], p[3], p[4] end
-   error(who .. ": padding must be 'same', 'valid', a number, {h, w} or {top, bottom, left, right}", 3)
+  if p == nil or p == "valid" then return "valid", 0, 0, 0, 0 end
+  if p == "same" then return "same", 0, 0, 0, 0 end
+  if type(p) == "number" then return "explicit", p, p, p, p end
+  if type(p) == "table" and #p == 2 then return "explicit", p[1], p[1], p[2], p[2] end
+  if type(p) == "table" and #p == 4 then return "explicit", p[1], p[2], p[3], p[4] end
+  error(who .. ": padding must be 'same', 'valid', a number, {h, w} or {top, bottom, left, right}", 3)
 end
 
 local function options(opts)
-   if opts == nil or core.is_generator(opts) then return {} end
-   if type(opts) ~= "table" then error("options must be a table", 3) end
-   return opts
+  if opts == nil or core.is_generator(opts) then return {} end
+  if type(opts) ~= "table" then error("options must be a table", 3) end
+  return opts
 end
 
 -- ---- layers --------------------------------------------------------------------------
 
 --- nn.Linear(in, out, {bias = true, generator = g | seed = n}); weights N(0, 2/in).
 function nn.Linear(n_in, n_out, opts)
-   local o = options(opts)
-   return C.linear(n_in, n_out, o.bias ~= false, generator_of(opts, "nn.Linear"))
+  local o = options(opts)
+  return C.linear(n_in, n_out, o.bias ~= false, generator_of(opts, "nn.Linear"))
 end
 
 --- nn.Conv2d(c_in, c_out, kernel, {stride = 1, padding = 0, bias = true, generator = g});
 --- kernel and stride: a number or {h, w}; padding as padding_of; weights truncated normal
 --- with sigma = sqrt(2 / (kh kw c_in)).
 function nn.Conv2d(c_in, c_out, kernel, opts)
-   local o = options(opts)
-   local kh, kw = pair(kernel, "nn.Conv2d", "kernel")
-   local sh, sw = pair(o.stride or 1, "nn.Conv2d", "stride")
-   local mode, t, b, l, r = padding_of(o.padding, "nn.Conv2d")
-   return C.conv2d(c_in, c_out, kh, kw, sh, sw, mode, t, b, l, r, o.bias ~= false,
-                   generator_of(opts, "nn.Conv2d"))
+  local o = options(opts)
+  local kh, kw = pair(kernel, "nn.Conv2d", "kernel")
+  local sh, sw = pair(o.stride or 1, "nn.Conv2d", "stride")
+  local mode, t, b, l, r = padding_of(o.padding, "nn.Conv2d")
+  return C.conv2d(c_in, c_out, kh, kw, sh, sw, mode, t, b, l, r, o.bias ~= false,
+                  generator_of(opts, "nn.Conv2d"))
 end
 
 local function pool(ctor, who)
-   return function(kernel, opts)
-      local o = options(opts)
-      local kh, kw = pair(kernel, who, "kernel")
-      local sh, sw = pair(o.stride or kernel, who, "stride")
-      local padding = o.padding or "valid"
-      if padding ~= "same" and padding ~= "valid" then
-         error(who .. ": padding must be 'same' or 'valid'", 2)
-      end
-      return ctor(kh, kw, sh, sw, padding)
-   end
+  return function(kernel, opts)
+    local o = options(opts)
+    local kh, kw = pair(kernel, who, "kernel")
+    local sh, sw = pair(o.stride or kernel, who, "stride")
+    local padding = o.padding or "valid"
+    if padding ~= "same" and padding ~= "valid" then
+      error(who .. ": padding must be 'same' or 'valid'", 2)
+    end
+    return ctor(kh, kw, sh, sw, padding)
+  end
 end
 
 --- nn.MaxPool2d(kernel, {stride = kernel, padding = "valid" | "same"}) (TF: padding cells ignored)
@@ -108,8 +108,8 @@ function nn.GlobalAvgPool() return C.global_avgpool() end
 --- nn.BatchNorm2d(channels, {momentum = 0.99, eps = 1e-5}); TF's momentum convention:
 --- running = momentum * running + (1 - momentum) * batch.
 function nn.BatchNorm2d(channels, opts)
-   local o = options(opts)
-   return C.batchnorm2d(channels, o.momentum or 0.99, o.eps or 1e-5)
+  local o = options(opts)
+  return C.batchnorm2d(channels, o.momentum or 0.99, o.eps or 1e-5)
 end
 
 function nn.ReLU() return C.relu() end
@@ -121,43 +121,43 @@ function nn.ChannelPad(before, after) return C.channel_pad(before, after or befo
 -- ---- containers ----------------------------------------------------------------------
 
 local function check_child(m, who, i)
-   if C.is_module(m) then return m end
-   if type(m) == "table" then
-      error(string.format("%s: entry %d is a Lua table; C containers take only C modules (umbra.nn "
-                          .. "layers). Run a Lua module outside the container", who, i), 3)
-   end
-   error(string.format("%s: entry %d is not a module (got %s)", who, i, type(m)), 3)
+  if C.is_module(m) then return m end
+  if type(m) == "table" then
+    error(string.format("%s: entry %d is a Lua table; C containers take only C modules (umbra.nn "
+                        .. "layers). Run a Lua module outside the container", who, i), 3)
+  end
+  error(string.format("%s: entry %d is not a module (got %s)", who, i, type(m)), 3)
 end
 
 --- nn.Sequential{ m1, {"name", m2}, ... }
 function nn.Sequential(entries)
-   if C.is_module(entries) or (entries ~= nil and type(entries) ~= "table") then
-      error("nn.Sequential takes a list: nn.Sequential{m1, {\"name\", m2}, ...}", 2)
-   end
-   local seq = C.sequential()
-   for i, e in ipairs(entries or {}) do
-      if type(e) == "table" and not C.is_module(e) and type(e[1]) == "string" then
-         C.sequential_add(seq, e[1], check_child(e[2], "nn.Sequential", i))
-      else
-         C.sequential_add(seq, nil, check_child(e, "nn.Sequential", i))
-      end
-   end
-   return seq
+  if C.is_module(entries) or (entries ~= nil and type(entries) ~= "table") then
+    error("nn.Sequential takes a list: nn.Sequential{m1, {\"name\", m2}, ...}", 2)
+  end
+  local seq = C.sequential()
+  for i, e in ipairs(entries or {}) do
+    if type(e) == "table" and not C.is_module(e) and type(e[1]) == "string" then
+      C.sequential_add(seq, e[1], check_child(e[2], "nn.Sequential", i))
+    else
+      C.sequential_add(seq, nil, check_child(e, "nn.Sequential", i))
+    end
+  end
+  return seq
 end
 
 --- seq:add(module) or seq:add("name", module) -> seq
 function Module:add(a, b)
-   if b == nil then return C.sequential_add(self, nil, check_child(a, "add", 1)) end
-   return C.sequential_add(self, a, check_child(b, "add", 1))
+  if b == nil then return C.sequential_add(self, nil, check_child(a, "add", 1)) end
+  return C.sequential_add(self, a, check_child(b, "add", 1))
 end
 
 --- nn.Residual(main [, shortcut]) or nn.Residual{pre = m, main = m, shortcut = m}
 function nn.Residual(a, b)
-   if type(a) == "table" and not C.is_module(a) then
-      if a.main == nil then error("nn.Residual: the main branch is missing", 2) end
-      return C.residual(a.pre, check_child(a.main, "nn.Residual", 1), a.shortcut)
-   end
-   return C.residual(nil, check_child(a, "nn.Residual", 1), b)
+  if type(a) == "table" and not C.is_module(a) then
+    if a.main == nil then error("nn.Residual: the main branch is missing", 2) end
+    return C.residual(a.pre, check_child(a.main, "nn.Residual", 1), a.shortcut)
+  end
+  return C.residual(nil, check_child(a, "nn.Residual", 1), b)
 end
 
 function nn.is_module(x) return C.is_module(x) end
@@ -166,45 +166,45 @@ function nn.is_module(x) return C.is_module(x) end
 
 --- m:backward(x, gy [, {input_grad = false}]) -> gx (nil when input_grad is false)
 function Module:backward(x, gy, opts)
-   local want = not (type(opts) == "table" and opts.input_grad == false)
-   return C.methods.backward(self, x, gy, want)
+  local want = not (type(opts) == "table" and opts.input_grad == false)
+  return C.methods.backward(self, x, gy, want)
 end
 
 function Module:evaluate() return C.methods.train(self, false) end
 
 local function matcher(filter)
-   if filter == nil then return function() return true end end
-   if type(filter) == "string" then return function(path) return path:find(filter) ~= nil end end
-   if type(filter) == "function" then return filter end
-   error("parameters: filter must be a Lua pattern or a function(path, tensor)", 3)
+  if filter == nil then return function() return true end end
+  if type(filter) == "string" then return function(path) return path:find(filter) ~= nil end end
+  if type(filter) == "function" then return filter end
+  error("parameters: filter must be a Lua pattern or a function(path, tensor)", 3)
 end
 
 --- m:parameters([filter]) -> list of parameter tensors, with .grads (their gradients, in the
 --- same order) and .names (their paths). filter: a Lua pattern matched against the path, or
 --- function(path, tensor) -> boolean (e.g. the weight-decay set).
 function Module:parameters(filter)
-   local keep = matcher(filter)
-   local paths, params = C.methods.named_tensors(self, "params")
-   local _, grads = C.methods.named_tensors(self, "grads")
-   local out = {grads = {}, names = {}}
-   for i, path in ipairs(paths) do
-      if keep(path, params[i]) then
-         out[#out + 1] = params[i]
-         out.grads[#out] = grads[i]
-         out.names[#out] = path
-      end
-   end
-   return out
+  local keep = matcher(filter)
+  local paths, params = C.methods.named_tensors(self, "params")
+  local _, grads = C.methods.named_tensors(self, "grads")
+  local out = {grads = {}, names = {}}
+  for i, path in ipairs(paths) do
+    if keep(path, params[i]) then
+      out[#out + 1] = params[i]
+      out.grads[#out] = grads[i]
+      out.names[#out] = path
+    end
+  end
+  return out
 end
 
 --- m:gradients([filter]) -> the gradients of m:parameters(filter), in the same order
 function Module:gradients(filter) return self:parameters(filter).grads end
 
 local function named(self, which)
-   local paths, tensors = C.methods.named_tensors(self, which)
-   local out = {}
-   for i, path in ipairs(paths) do out[path] = tensors[i] end
-   return out
+  local paths, tensors = C.methods.named_tensors(self, which)
+  local out = {}
+  for i, path in ipairs(paths) do out[path] = tensors[i] end
+  return out
 end
 
 function Module:named_parameters() return named(self, "params") end
@@ -215,86 +215,86 @@ function Module:named_buffers() return named(self, "buffers") end
 function Module:num_parameters() return C.methods.num_elements(self, "params") end
 
 function Module:children()
-   local out = {}
-   for i = 1, C.methods.num_children(self) do out[i] = C.methods.child(self, i) end
-   return out
+  local out = {}
+  for i = 1, C.methods.num_children(self) do out[i] = C.methods.child(self, i) end
+  return out
 end
 
 -- ---- printing ------------------------------------------------------------------------
 
 local function thousands(n)
-   local s = tostring(math.tointeger(n) or n)
-   while true do
-      local t, k = s:gsub("^(-?%d+)(%d%d%d)", "%1,%2")
-      s = t
-      if k == 0 then return s end
-   end
+  local s = tostring(math.tointeger(n) or n)
+  while true do
+    local t, k = s:gsub("^(-?%d+)(%d%d%d)", "%1,%2")
+    s = t
+    if k == 0 then return s end
+  end
 end
 
 local function shape_text(s)
-   if s == nil then return "" end
-   local parts = {}
-   for i, v in ipairs(s) do parts[i] = tostring(v) end
-   return table.concat(parts, "x")
+  if s == nil then return "" end
+  local parts = {}
+  for i, v in ipairs(s) do parts[i] = tostring(v) end
+  return table.concat(parts, "x")
 end
 
 -- Rows {label, shape, params} for m and its children; in_shape given or nil (then the
 -- shapes of the last forward, if any).
 local function rows(m, label, in_shape, depth, out)
-   local shape
-   if in_shape then
-      local ok, s = pcall(C.methods.out_shape, m, in_shape)
-      shape = ok and s or nil
-   else
-      shape = C.methods.output_shape(m)
-   end
-   local own = C.methods.num_children(m) == 0
-   local count = C.methods.num_elements(m, "params", own)
-   out[#out + 1] = {string.rep("  ", depth) .. label .. m:describe(), shape_text(shape),
-                    count > 0 and thousands(count) or ""}
-   local kind = m:type()
-   if kind == "Sequential" then
-      local cur = in_shape
-      for i = 1, C.methods.num_children(m) do
-         local child = C.methods.child(m, i)
-         rows(child, "(" .. C.methods.child_name(m, i) .. ") ", cur, depth + 1, out)
-         if cur then
-            local ok, s = pcall(C.methods.out_shape, child, cur)
-            cur = ok and s or nil
-         end
+  local shape
+  if in_shape then
+    local ok, s = pcall(C.methods.out_shape, m, in_shape)
+    shape = ok and s or nil
+  else
+    shape = C.methods.output_shape(m)
+  end
+  local own = C.methods.num_children(m) == 0
+  local count = C.methods.num_elements(m, "params", own)
+  out[#out + 1] = {string.rep("  ", depth) .. label .. m:describe(), shape_text(shape),
+                   count > 0 and thousands(count) or ""}
+  local kind = m:type()
+  if kind == "Sequential" then
+    local cur = in_shape
+    for i = 1, C.methods.num_children(m) do
+      local child = C.methods.child(m, i)
+      rows(child, "(" .. C.methods.child_name(m, i) .. ") ", cur, depth + 1, out)
+      if cur then
+        local ok, s = pcall(C.methods.out_shape, child, cur)
+        cur = ok and s or nil
       end
-   elseif kind == "Residual" then
-      local p = in_shape
-      local pre = C.methods.child(m, "pre")
-      if pre then
-         rows(pre, "(pre) ", in_shape, depth + 1, out)
-         if p then
-            local ok, s = pcall(C.methods.out_shape, pre, p)
-            p = ok and s or nil
-         end
+    end
+  elseif kind == "Residual" then
+    local p = in_shape
+    local pre = C.methods.child(m, "pre")
+    if pre then
+      rows(pre, "(pre) ", in_shape, depth + 1, out)
+      if p then
+        local ok, s = pcall(C.methods.out_shape, pre, p)
+        p = ok and s or nil
       end
-      rows(C.methods.child(m, "main"), "(main) ", p, depth + 1, out)
-      rows(C.methods.child(m, "shortcut"), "(shortcut) ", p, depth + 1, out)
-   end
-   return out
+    end
+    rows(C.methods.child(m, "main"), "(main) ", p, depth + 1, out)
+    rows(C.methods.child(m, "shortcut"), "(shortcut) ", p, depth + 1, out)
+  end
+  return out
 end
 
 --- m:summary([input_shape]) -> text: the architecture, output shapes (for input_shape, or
 --- from the last forward) and parameter counts.
 function Module:summary(input_shape)
-   local r = rows(self, "", input_shape, 0, {})
-   local w1, w2 = 1, 1
-   for _, row in ipairs(r) do
-      w1 = math.max(w1, #row[1])
-      w2 = math.max(w2, #row[2])
-   end
-   local lines = {}
-   for i, row in ipairs(r) do
-      lines[i] = (string.format("%-" .. w1 .. "s  %-" .. w2 .. "s  %12s", row[1], row[2], row[3]):gsub("%s+$", ""))
-   end
-   lines[#lines + 1] = string.format("%s parameters, %s in buffers", thousands(self:num_parameters()),
-                                     thousands(C.methods.num_elements(self, "buffers")))
-   return table.concat(lines, "\n")
+  local r = rows(self, "", input_shape, 0, {})
+  local w1, w2 = 1, 1
+  for _, row in ipairs(r) do
+    w1 = math.max(w1, #row[1])
+    w2 = math.max(w2, #row[2])
+  end
+  local lines = {}
+  for i, row in ipairs(r) do
+    lines[i] = (string.format("%-" .. w1 .. "s  %-" .. w2 .. "s  %12s", row[1], row[2], row[3]):gsub("%s+$", ""))
+  end
+  lines[#lines + 1] = string.format("%s parameters, %s in buffers", thousands(self:num_parameters()),
+                                    thousands(C.methods.num_elements(self, "buffers")))
+  return table.concat(lines, "\n")
 end
 
 mt.__tostring = function(self) return Module.summary(self) end
@@ -306,14 +306,14 @@ Criterion.__index = Criterion
 Criterion.__tostring = function(self) return string.format("%s(reduction = %s)", self.name, self.reduction) end
 
 local function criterion(kind, name)
-   return function(opts)
-      opts = opts or {}
-      local reduction = opts.reduction or "mean"
-      if reduction ~= "mean" and reduction ~= "sum" and reduction ~= "none" then
-         error(string.format("nn.%s: reduction must be 'mean', 'sum' or 'none', got %s", name, tostring(reduction)), 2)
-      end
-      return setmetatable({kind = kind, name = name, reduction = reduction}, Criterion)
-   end
+  return function(opts)
+    opts = opts or {}
+    local reduction = opts.reduction or "mean"
+    if reduction ~= "mean" and reduction ~= "sum" and reduction ~= "none" then
+      error(string.format("nn.%s: reduction must be 'mean', 'sum' or 'none', got %s", name, tostring(reduction)), 2)
+    end
+    return setmetatable({kind = kind, name = name, reduction = reduction}, Criterion)
+  end
 end
 
 --- nn.CrossEntropy{reduction = "mean"}: targets int64 class indices (n) or float rows (n, k)
@@ -325,17 +325,17 @@ nn.UniformConf = criterion("uniform_conf", "UniformConf")
 
 --- crit:forward(logits [, target]) -> number (mean/sum) or per-example tensor (none)
 function Criterion:forward(logits, target)
-   if self.reduction == "none" then return C.loss_forward(self.kind, logits, target) end
-   return C.loss_value(self.kind, logits, target, self.reduction)
+  if self.reduction == "none" then return C.loss_forward(self.kind, logits, target) end
+  return C.loss_value(self.kind, logits, target, self.reduction)
 end
 
 --- crit:backward(logits, target [, scale | weights [, out]]) -> gradient (n, k) of the
 --- reduced loss times scale, or of sum_i weights_i L_i when weights (n) is a tensor.
 --- out: a tensor of the logits' shape (e.g. a view of a larger gradient) to write into.
 function Criterion:backward(logits, target, arg, out)
-   local scale, w = 1.0, nil
-   if type(arg) == "number" then scale = arg elseif arg ~= nil then w = arg end
-   return C.loss_backward(self.kind, logits, target, self.reduction, scale, w, out)
+  local scale, w = 1.0, nil
+  if type(arg) == "number" then scale = arg elseif arg ~= nil then w = arg end
+  return C.loss_backward(self.kind, logits, target, self.reduction, scale, w, out)
 end
 
 nn.Module = Module

@@ -14,16 +14,16 @@ local only = arg[2]
 local models = {"lenet", "resnet_small"}
 
 if not only then
-   -- one child per model, so that each peak RSS belongs to one model
-   local exe = arg[-1] or "umbra"
-   for _, name in ipairs(models) do
-      local cmd = string.format("%q %q %d %s", exe, arg[0], threads, name)
-      local p = assert(io.popen(cmd))
-      io.write(p:read("a"))
-      local ok = p:close()
-      if not ok then error("bench_models: child for " .. name .. " failed") end
-   end
-   return
+  -- one child per model, so that each peak RSS belongs to one model
+  local exe = arg[-1] or "umbra"
+  for _, name in ipairs(models) do
+    local cmd = string.format("%q %q %d %s", exe, arg[0], threads, name)
+    local p = assert(io.popen(cmd))
+    io.write(p:read("a"))
+    local ok = p:close()
+    if not ok then error("bench_models: child for " .. name .. " failed") end
+  end
+  return
 end
 
 umbra.set_num_threads(threads)
@@ -31,11 +31,11 @@ local g = umbra.Generator(1)
 local batch = 128
 local model, x
 if only == "lenet" then
-   model = require("models.lenet"){generator = g}
-   x = umbra.rand({batch, 1, 28, 28}, g)
+  model = require("models.lenet"){generator = g}
+  x = umbra.rand({batch, 1, 28, 28}, g)
 else
-   model = require("models.resnet_small"){generator = g}
-   x = umbra.rand({batch, 3, 32, 32}, g)
+  model = require("models.resnet_small"){generator = g}
+  x = umbra.rand({batch, 3, 32, 32}, g)
 end
 local labels = {}
 for i = 1, batch do labels[i] = (i - 1) % 10 + 1 end
@@ -45,14 +45,14 @@ local opt = optim.SGD(model:parameters(), {lr = 0.01, momentum = 0.9})
 
 -- best of reps timed runs after one warm-up: the least disturbed measurement
 local function best_of(reps, fn)
-   fn()
-   local best = math.huge
-   for _ = 1, reps do
-      local t0 = now()
-      fn()
-      best = math.min(best, now() - t0)
-   end
-   return best * 1000
+  fn()
+  local best = math.huge
+  for _ = 1, reps do
+    local t0 = now()
+    fn()
+    best = math.min(best, now() - t0)
+  end
+  return best * 1000
 end
 
 local reps = only == "lenet" and 10 or 6
@@ -61,18 +61,18 @@ local function out(key, value, fmt) print(string.format("%s_%s " .. (fmt or "%.1
 model:train()
 out("forward_ms", best_of(reps, function() model:forward(x) end))
 local step = best_of(reps, function()
-   model:zero_grad()
-   local z = model:forward(x)
-   model:backward(x, ce:backward(z, y), {input_grad = false})
-   opt:step()
+  model:zero_grad()
+  local z = model:forward(x)
+  model:backward(x, ce:backward(z, y), {input_grad = false})
+  opt:step()
 end)
 out("train_step_ms", step)
 out("train_img_per_s", batch / step * 1000, "%.0f")
 
 model:evaluate()
 local pgd = best_of(reps, function()
-   local z = model:forward(x)
-   model:backward_input(x, ce:backward(z, y))
+  local z = model:forward(x)
+  model:backward_input(x, ce:backward(z, y))
 end)
 out("fwd_input_grad_ms", pgd)
 out("fwd_input_grad_img_per_s", batch / pgd * 1000, "%.0f")
@@ -89,7 +89,7 @@ out("backward_over_backward_input", full / input_only, "%.2f")
 
 local rss = 0
 for line in io.lines("/proc/self/status") do
-   local kb = line:match("^VmHWM:%s+(%d+)")
-   if kb then rss = tonumber(kb) / 1024 end
+  local kb = line:match("^VmHWM:%s+(%d+)")
+  if kb then rss = tonumber(kb) / 1024 end
 end
 out("peak_rss_MB", rss, "%.0f")

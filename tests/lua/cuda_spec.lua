@@ -7,67 +7,67 @@ local nn, optim, attack = umbra.nn, umbra.optim, umbra.attack
 local cuda = umbra.cuda
 
 local function max_rel_diff(a, b)
-   local d = (a:cpu() - b:cpu()):abs():max()   -- max() and mean() of everything are numbers
-   local scale = a:cpu():abs():mean()
-   return d / math.max(scale, 1e-12)
+  local d = (a:cpu() - b:cpu()):abs():max()   -- max() and mean() of everything are numbers
+  local scale = a:cpu():abs():mean()
+  return d / math.max(scale, 1e-12)
 end
 
 local function small_net(seed)
-   local g = umbra.Generator(seed)
-   return nn.Sequential{
-      {"conv1", nn.Conv2d(1, 4, 3, {stride = 2, padding = "same", bias = true, generator = g})},
-      {"bn1", nn.BatchNorm2d(4)},
-      {"relu1", nn.ReLU()},
-      {"pool1", nn.MaxPool2d(2, {stride = 2, padding = "same"})},
-      {"flatten", nn.Flatten()},
-      {"fc", nn.Linear(4 * 4 * 4, 3, {generator = g})},
-   }
+  local g = umbra.Generator(seed)
+  return nn.Sequential{
+    {"conv1", nn.Conv2d(1, 4, 3, {stride = 2, padding = "same", bias = true, generator = g})},
+    {"bn1", nn.BatchNorm2d(4)},
+    {"relu1", nn.ReLU()},
+    {"pool1", nn.MaxPool2d(2, {stride = 2, padding = "same"})},
+    {"flatten", nn.Flatten()},
+    {"fc", nn.Linear(4 * 4 * 4, 3, {generator = g})},
+  }
 end
 
 describe("umbra.cuda everywhere", function()
-   it("answers whether a device is there", function()
-      assert.is_boolean(cuda.is_available())
-      assert.is_true(math.type(cuda.device_count()) == "integer")
-      assert.are.equal(cuda.is_available(), cuda.device_count() > 0)
-      cuda.synchronize()   -- a no-op without a device
-      local m = cuda.memory()
-      assert.is_true(m.in_use >= 0 and m.cached >= 0 and m.peak >= 0)
-      assert.are.equal("cpu", cuda.device("cpu"))
-      assert.has_error(function() cuda.device("tpu") end)
-   end)
+  it("answers whether a device is there", function()
+    assert.is_boolean(cuda.is_available())
+    assert.is_true(math.type(cuda.device_count()) == "integer")
+    assert.are.equal(cuda.is_available(), cuda.device_count() > 0)
+    cuda.synchronize()   -- a no-op without a device
+    local m = cuda.memory()
+    assert.is_true(m.in_use >= 0 and m.cached >= 0 and m.peak >= 0)
+    assert.are.equal("cpu", cuda.device("cpu"))
+    assert.has_error(function() cuda.device("tpu") end)
+  end)
 
-   it("keeps CPU tensors where they are with t:cpu()", function()
-      local t = umbra.ones({2, 3})
-      assert.are.equal(t, t:cpu())
-      assert.are.equal("cpu", t:to("cpu"):device())
-   end)
+  it("keeps CPU tensors where they are with t:cpu()", function()
+    local t = umbra.ones({2, 3})
+    assert.are.equal(t, t:cpu())
+    assert.are.equal("cpu", t:to("cpu"):device())
+  end)
 
-   it("says clearly when there is no device", function()
-      if cuda.is_available() then return end
-      local t = umbra.ones({2})
-      local ok, msg = pcall(t.cuda, t)
-      assert.is_false(ok)
-      assert.truthy(tostring(msg):find("no CUDA device", 1, true))
-      local why = cuda.why_unavailable()
-      assert.is_string(why)
-      assert.truthy(tostring(msg):find(why, 1, true))
-      ok, msg = pcall(t.to, t, "cuda")
-      assert.is_false(ok)
-      assert.truthy(tostring(msg):find("no CUDA device (" .. why .. ")", 1, true))
-      local net = small_net(1)
-      ok, msg = pcall(net.to, net, "cuda")
-      assert.is_false(ok)
-      assert.truthy(tostring(msg):find(why, 1, true))
-      ok, msg = pcall(cuda.device, "cuda")
-      assert.is_false(ok)
-      assert.truthy(tostring(msg):find(why, 1, true))
-   end)
+  it("says clearly when there is no device", function()
+    if cuda.is_available() then return end
+    local t = umbra.ones({2})
+    local ok, msg = pcall(t.cuda, t)
+    assert.is_false(ok)
+    assert.truthy(tostring(msg):find("no CUDA device", 1, true))
+    local why = cuda.why_unavailable()
+    assert.is_string(why)
+    assert.truthy(tostring(msg):find(why, 1, true))
+    ok, msg = pcall(t.to, t, "cuda")
+    assert.is_false(ok)
+    assert.truthy(tostring(msg):find("no CUDA device (" .. why .. ")", 1, true))
+    local net = small_net(1)
+    ok, msg = pcall(net.to, net, "cuda")
+    assert.is_false(ok)
+    assert.truthy(tostring(msg):find(why, 1, true))
+    ok, msg = pcall(cuda.device, "cuda")
+    assert.is_false(ok)
+    assert.truthy(tostring(msg):find(why, 1, true))
+  end)
 
-   -- The CUDA library (cuBLAS, cuDNN: ~220 MB resident) is loaded only when "cuda" is
-   -- asked for; checked in a fresh process, since this one may have asked already.
-   it("loads the CUDA library only when asked, and says why it cannot", function()
-      local exe = (os.getenv("UMBRA_BUILD") or "build") .. "/umbra"
-      local probe = [[
+  -- The CUDA library (cuBLAS, cuDNN: ~220 MB resident) is loaded only when "cuda" is
+  -- asked for; checked in a fresh process, since this one may have asked already.
+  it("loads the CUDA library only when asked, and says why it cannot", function()
+    local exe = (os.getenv("UMBRA_BUILD") or "build") .. "/umbra"
+    local probe = [[
          local umbra = require "umbra"
          local function loaded()
             local f = assert(io.open("/proc/self/maps"))
@@ -80,82 +80,82 @@ describe("umbra.cuda everywhere", function()
          io.write(tostring(loaded()), " ")
          umbra.cuda.is_available()
          io.write(tostring(loaded()), " ", tostring(umbra.cuda.why_unavailable()))]]
-      local p = io.popen(exe .. " -e '" .. probe .. "' 2>&1")
-      local out = p:read("a")
-      p:close()
-      local before, after = out:match("^(%a+) (%a+) ")
-      assert.are.equal("false", before, out)
-      -- loaded afterwards exactly when the build has the library (it may still find no device)
-      local built = not tostring(cuda.why_unavailable()):find("built without CUDA", 1, true)
-      assert.are.equal(tostring(built), after, out)
-      p = io.popen("UMBRA_CUDA_LIB=/no/such/lib.so " .. exe ..
-                   " -e 'print(require(\"umbra\").cuda.why_unavailable())' 2>&1")
-      out = p:read("a")
-      p:close()
-      assert.are.equal("UMBRA_CUDA_LIB=/no/such/lib.so: no such file\n", out)
-   end)
+    local p = io.popen(exe .. " -e '" .. probe .. "' 2>&1")
+    local out = p:read("a")
+    p:close()
+    local before, after = out:match("^(%a+) (%a+) ")
+    assert.are.equal("false", before, out)
+    -- loaded afterwards exactly when the build has the library (it may still find no device)
+    local built = not tostring(cuda.why_unavailable()):find("built without CUDA", 1, true)
+    assert.are.equal(tostring(built), after, out)
+    p = io.popen("UMBRA_CUDA_LIB=/no/such/lib.so " .. exe ..
+                 " -e 'print(require(\"umbra\").cuda.why_unavailable())' 2>&1")
+    out = p:read("a")
+    p:close()
+    assert.are.equal("UMBRA_CUDA_LIB=/no/such/lib.so: no such file\n", out)
+  end)
 end)
 
 describe("umbra.cuda on a device", function()
-   if not cuda.is_available() then
-      pending("no CUDA device")
-      return
-   end
+  if not cuda.is_available() then
+    pending("no CUDA device")
+    return
+  end
 
-   it("moves tensors both ways", function()
-      local g = umbra.Generator(1)
-      local t = umbra.rand({3, 4}, g)
-      local d = t:cuda()
-      assert.are.equal("cuda", d:device())
-      assert.are.equal(d, d:cuda())
-      assert.are.same(t:to_table(), d:cpu():to_table())
-      assert.are.same(t:to_table(), d:to("cpu"):to_table())
-      assert.are.equal(t[2][3], d[2][3])
-   end)
+  it("moves tensors both ways", function()
+    local g = umbra.Generator(1)
+    local t = umbra.rand({3, 4}, g)
+    local d = t:cuda()
+    assert.are.equal("cuda", d:device())
+    assert.are.equal(d, d:cuda())
+    assert.are.same(t:to_table(), d:cpu():to_table())
+    assert.are.same(t:to_table(), d:to("cpu"):to_table())
+    assert.are.equal(t[2][3], d[2][3])
+  end)
 
-   it("computes ops on the device as on the CPU", function()
-      local g = umbra.Generator(2)
-      local a, b = umbra.rand({5, 7}, g), umbra.rand({7, 3}, g)
-      local da, db = a:cuda(), b:cuda()
-      assert.is_true(max_rel_diff(a:matmul(b), da:matmul(db)) < 1e-4)
-      assert.is_true(max_rel_diff((a * 2 + 1):exp(), (da * 2 + 1):exp()) < 1e-4)
-      assert.is_true(max_rel_diff(a:sum(1), da:sum(1)) < 1e-4)
-      assert.is_true(max_rel_diff(a:softmax(2), da:softmax(2)) < 1e-4)
-   end)
+  it("computes ops on the device as on the CPU", function()
+    local g = umbra.Generator(2)
+    local a, b = umbra.rand({5, 7}, g), umbra.rand({7, 3}, g)
+    local da, db = a:cuda(), b:cuda()
+    assert.is_true(max_rel_diff(a:matmul(b), da:matmul(db)) < 1e-4)
+    assert.is_true(max_rel_diff((a * 2 + 1):exp(), (da * 2 + 1):exp()) < 1e-4)
+    assert.is_true(max_rel_diff(a:sum(1), da:sum(1)) < 1e-4)
+    assert.is_true(max_rel_diff(a:softmax(2), da:softmax(2)) < 1e-4)
+  end)
 
-   it("refuses to mix devices", function()
-      local a = umbra.ones({2})
-      local ok, msg = pcall(function() return a + a:cuda() end)
-      assert.is_false(ok)
-      assert.truthy(tostring(msg):find("different devices", 1, true))
-   end)
+  it("refuses to mix devices", function()
+    local a = umbra.ones({2})
+    local ok, msg = pcall(function() return a + a:cuda() end)
+    assert.is_false(ok)
+    assert.truthy(tostring(msg):find("different devices", 1, true))
+  end)
 
-   it("trains and attacks a model moved with model:to('cuda')", function()
-      local cpu_net, gpu_net = small_net(3), small_net(3)
-      assert.are.equal(gpu_net, gpu_net:to("cuda"))
-      local g = umbra.Generator(4)
-      local x = umbra.rand({6, 1, 16, 16}, g)
-      local y = umbra.tensor({1, 2, 3, 1, 2, 3}, "int64")
-      local dx = x:cuda()   -- labels stay on the CPU, where the data loader makes them
-      local ce = nn.CrossEntropy()
-      local function step(net, xx, yy)
-         local opt = optim.SGD(net:parameters(), {lr = 0.1, momentum = 0.9})
-         for _ = 1, 2 do
-            net:zero_grad()
-            local logits = net:forward(xx)
-            net:backward(xx, ce:backward(logits, yy))
-            opt:step()
-         end
-         return net:forward(xx)
+  it("trains and attacks a model moved with model:to('cuda')", function()
+    local cpu_net, gpu_net = small_net(3), small_net(3)
+    assert.are.equal(gpu_net, gpu_net:to("cuda"))
+    local g = umbra.Generator(4)
+    local x = umbra.rand({6, 1, 16, 16}, g)
+    local y = umbra.tensor({1, 2, 3, 1, 2, 3}, "int64")
+    local dx = x:cuda()   -- labels stay on the CPU, where the data loader makes them
+    local ce = nn.CrossEntropy()
+    local function step(net, xx, yy)
+      local opt = optim.SGD(net:parameters(), {lr = 0.1, momentum = 0.9})
+      for _ = 1, 2 do
+        net:zero_grad()
+        local logits = net:forward(xx)
+        net:backward(xx, ce:backward(logits, yy))
+        opt:step()
       end
-      local out_cpu, out_gpu = step(cpu_net, x, y), step(gpu_net, dx, y)
-      assert.are.equal("cuda", out_gpu:device())
-      assert.is_true(max_rel_diff(out_cpu, out_gpu) < 1e-3)
-      local a1 = attack.pgd(cpu_net, x, {eps = 0.1, steps = 3, generator = umbra.Generator(5)})
-      local a2 = attack.pgd(gpu_net, dx, {eps = 0.1, steps = 3, generator = umbra.Generator(5)})
-      assert.are.equal("cuda", a2:device())
-      assert.is_true((a1 - a2:cpu()):abs():max() <= 0.2 + 1e-6)
-      cuda.synchronize()
-      assert.is_true(cuda.memory().in_use > 0)
-   end)
+      return net:forward(xx)
+    end
+    local out_cpu, out_gpu = step(cpu_net, x, y), step(gpu_net, dx, y)
+    assert.are.equal("cuda", out_gpu:device())
+    assert.is_true(max_rel_diff(out_cpu, out_gpu) < 1e-3)
+    local a1 = attack.pgd(cpu_net, x, {eps = 0.1, steps = 3, generator = umbra.Generator(5)})
+    local a2 = attack.pgd(gpu_net, dx, {eps = 0.1, steps = 3, generator = umbra.Generator(5)})
+    assert.are.equal("cuda", a2:device())
+    assert.is_true((a1 - a2:cpu()):abs():max() <= 0.2 + 1e-6)
+    cuda.synchronize()
+    assert.is_true(cuda.memory().in_use > 0)
+  end)
 end)

@@ -10,46 +10,46 @@ function M.quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 --- run(cmd) -> output (stdout and stderr), exit code
 function M.run(cmd)
-   local p = io.popen(cmd .. " 2>&1")
-   local out = p:read("a")
-   local _, _, rc = p:close()
-   return out, rc
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local _, _, rc = p:close()
+  return out, rc
 end
 
 function M.tmpdir(tag)
-   local p = io.popen("mktemp -d /tmp/um_" .. (tag or "spec") .. "_XXXXXX")
-   local d = p:read("l")
-   p:close()
-   return d
+  local p = io.popen("mktemp -d /tmp/um_" .. (tag or "spec") .. "_XXXXXX")
+  local d = p:read("l")
+  p:close()
+  return d
 end
 
 function M.settle()
-   collectgarbage("collect")
-   collectgarbage("collect")
-   return core.live_bytes()
+  collectgarbage("collect")
+  collectgarbage("collect")
+  return core.live_bytes()
 end
 
 --- write_idx(dir, prefix, n, g): n 28x28 images with labels (i-1) % 10 as the IDX pair
 --- prefix-images-idx3-ubyte / prefix-labels-idx1-ubyte; class y is a bright vertical
 --- stripe at columns 3y..3y+2 plus noise from generator g, so a model can learn it.
 function M.write_idx(dir, prefix, n, g)
-   local f = assert(io.open(dir .. "/" .. prefix .. "-images-idx3-ubyte", "wb"))
-   f:write(string.pack(">I4I4I4I4", 0x803, n, 28, 28))
-   local labels = {}
-   for i = 1, n do
-      local y = (i - 1) % 10
-      labels[i] = string.char(y)
-      local px = {}
-      for p = 1, 784 do
-         local on = ((p - 1) % 28) // 3 == y
-         px[p] = string.char(on and 200 + g:random(55) or g:random(40))
-      end
-      f:write(table.concat(px))
-   end
-   f:close()
-   f = assert(io.open(dir .. "/" .. prefix .. "-labels-idx1-ubyte", "wb"))
-   f:write(string.pack(">I4I4", 0x801, n), table.concat(labels))
-   f:close()
+  local f = assert(io.open(dir .. "/" .. prefix .. "-images-idx3-ubyte", "wb"))
+  f:write(string.pack(">I4I4I4I4", 0x803, n, 28, 28))
+  local labels = {}
+  for i = 1, n do
+    local y = (i - 1) % 10
+    labels[i] = string.char(y)
+    local px = {}
+    for p = 1, 784 do
+      local on = ((p - 1) % 28) // 3 == y
+      px[p] = string.char(on and 200 + g:random(55) or g:random(40))
+    end
+    f:write(table.concat(px))
+  end
+  f:close()
+  f = assert(io.open(dir .. "/" .. prefix .. "-labels-idx1-ubyte", "wb"))
+  f:write(string.pack(">I4I4", 0x801, n), table.concat(labels))
+  f:close()
 end
 
 return M

@@ -1,5 +1,5 @@
 # umbra: build the core library, the Lua module and the executable; run the tests.
-# `make` builds; `make test`, `make demo`, `make memcheck`, `make asan`, `make bench`,
+# `make` builds; `make test`, `make lint`, `make demo`, `make memcheck`, `make asan`, `make bench`,
 # `make install PREFIX=...`, `make clean`. Missing Debian packages are installed by
 # scripts/install-deps (as root) or named with the command to run.
 
@@ -74,7 +74,7 @@ CORE_SO := $(BUILD)/lua/umbra/core.so
 EXE := $(BUILD)/umbra
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_main.c,$(wildcard tests/c/test_*.c)))
 
-.PHONY: all test test-c test-lua memcheck asan demo bench install clean help
+.PHONY: all test test-c test-lua lint memcheck asan demo bench install clean help
 all: $(LIB) $(FOLDER_LIBS) $(ENGINE_LIB) $(CORE_SO) $(EXE) $(CUDA_SO)
 
 # Header dependencies come from the compiler (-MMD -MP), one .d file beside each object.
@@ -122,6 +122,10 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/check_main.h $(LIB)
 
 test: all $(C_TESTS)
 	@BUILD=$(BUILD) scripts/run-tests
+
+# luacheck over the Lua files .luacheckrc names; `make test` counts it as one check
+lint:
+	@scripts/run-tests lint
 
 test-c: $(C_TESTS)
 	@BUILD=$(BUILD) scripts/run-tests c

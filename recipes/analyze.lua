@@ -47,4 +47,6 @@ if not args.no_csv then
   if not done then fail(cerr) end
 end
 print(analysis.markdown(results, names))
-if not args.no_csv then print(string.format("\n%d row%s appended to %s", #results, #results == 1 and "" or "s", args.csv)) end
+if not args.no_csv then
+  print(string.format("\n%d row%s appended to %s", #results, #results == 1 and "" or "s", args.csv))
+end

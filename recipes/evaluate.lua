@@ -26,8 +26,10 @@ parser:option("--batch_size", "batch size", "128"):convert(math.tointeger)
 parser:option("--eps", "l-inf radius of every attack", "0.3"):convert(tonumber)
 parser:option("--adv_steps", "PGD iterations of Adv. Noise and Adv. Samples", "80"):convert(math.tointeger)
 parser:option("--adv_step", "PGD step size of Adv. Noise and Adv. Samples", "0.02"):convert(tonumber)
-parser:option("--adv_n", "attack only the first n noise points and test images (Adv. Noise, Adv. Samples; default: all)"):convert(math.tointeger)
-parser:option("--worst_n", "noise points attacked by the three-attack worst case (0: skip)", "1024"):convert(math.tointeger)
+parser:option("--adv_n", "attack only the first n noise points and test images (Adv. Noise, Adv. Samples; "
+              .. "default: all)"):convert(math.tointeger)
+parser:option("--worst_n", "noise points attacked by the three-attack worst case (0: skip)", "1024")
+  :convert(math.tointeger)
 parser:option("--worst_attacks", "the worst case's attacks as steps:size,...", "80:0.02,200:0.0375,500:0.0006")
 parser:flag("--no_adv_noise", "skip Adv. Noise")
 parser:flag("--no_adv_samples", "skip Adv. Samples")
@@ -161,14 +163,14 @@ if not args.no_adv_noise then
     local wp, wl = over_noise("adv. noise (worst)", math.min(args.worst_n, noise_labels:size(1)), function(z)
       local best, best_conf
       for _, a in ipairs(attacks) do
-        local p = probs_of(pgd(z, {steps = a.steps, step = a.step, objective = "max_conf"})):clone()
-        local conf = p:max(2)
+        local probs = probs_of(pgd(z, {steps = a.steps, step = a.step, objective = "max_conf"})):clone()
+        local conf = probs:max(2)
         if not best then
-          best, best_conf = p, conf
+          best, best_conf = probs, conf
         else
           -- per point, keep the more confident result
           local better = conf:gt(best_conf):unsqueeze(2)
-          best = best * (1 - better) + p * better
+          best = best * (1 - better) + probs * better
           best_conf = best_conf:maximum(conf)
         end
       end
@@ -200,12 +202,15 @@ end
 local absent = {}
 for _, name in ipairs(ood_names) do
   local opts = {split = "test", dir = args.data_dir, limit = args.n_test, size = {H, W}}
-  if name == "lsun_classroom" or name == "imagenet_minus" then opts.split = "train"; opts.limit = args.n_test or 10000 end
+  if name == "lsun_classroom" or name == "imagenet_minus" then
+    opts.split = "train"; opts.limit = args.n_test or 10000
+  end
   local ok, ds, derr = pcall(data.load, name, opts)
   if ok and ds then
     local c2, h2, w2 = ds:shape()
     if c2 ~= C or h2 ~= H or w2 ~= W then
-      absent[#absent + 1] = string.format("%s (images are %dx%dx%d, the model takes %dx%dx%d)", name, c2, h2, w2, C, H, W)
+      absent[#absent + 1] = string.format("%s (images are %dx%dx%d, the model takes %dx%dx%d)",
+                                          name, c2, h2, w2, C, H, W)
     else
       local p, l = over_batches("ood " .. name, ds, function(x) return probs_of(x) end)
       store("ood/" .. name, p, zeros_like_labels(l), top_images(ds, p, args.top))

@@ -125,7 +125,6 @@ for _, m in ipairs(methods) do
   s.noise_schedule = noise.schedule.uniform()
   s.noise_weight = 1   -- the notebook's form: mean CE + mean log max conf on noise
   local proc = train.Procedure(model, opt, s)
-  local t0 = os.time()
   local last
   for step = 1, args.steps do
     last = proc:step(X, Y)
@@ -144,8 +143,10 @@ for _, m in ipairs(methods) do
   results[#results + 1] = r
 end
 
-local header = "| model | train acc | MMC train | MMC U[0,1]² | MMC U far (d>0.2) | MMC ring [-10,10]² | α=10 | α=100 | α=1000 | MMC adv. noise far |"
-print(string.format("\ntwo moons, n=%d, %d steps each, seed %d, %.1f s CPU; adversarial noise: l-inf eps %g around uniform points at distance > 2 eps from the data",
+local header = "| model | train acc | MMC train | MMC U[0,1]² | MMC U far (d>0.2) | MMC ring [-10,10]² "
+               .. "| α=10 | α=100 | α=1000 | MMC adv. noise far |"
+print(string.format("\ntwo moons, n=%d, %d steps each, seed %d, %.1f s CPU; adversarial noise: l-inf eps %g "
+                    .. "around uniform points at distance > 2 eps from the data",
                     args.n, args.steps, args.seed, os.clock() - t_start, args.adv_eps))
 print(header)
 print("|" .. string.rep("---|", 10))

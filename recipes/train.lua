@@ -14,7 +14,6 @@ local data = require "umbra.data"
 local train = require "umbra.train"
 local checkpoint = require "umbra.checkpoint"
 local noise = require "umbra.noise"
-local attack = require "umbra.attack"
 local log = require "umbra.log"
 local config_file = require "umbra.config"
 
@@ -25,7 +24,8 @@ parser:option("--loss", "noise loss: max_conf | uniform_conf", "max_conf")
 parser:option("--opt", "adam | momentum (default: adam for MNIST-like sets, else momentum)")
 parser:option("--lr", "initial learning rate (default: 1e-3 with adam, 0.1 with momentum)"):convert(tonumber)
 parser:option("--lmbd", "weight decay: lmbd * sum of squared weights", "0.0005"):convert(tonumber)
-parser:option("--n_epochs", "epochs; the learning rate drops x0.1 after 50%, 75%, 90% of the steps", "100"):convert(tonumber)
+parser:option("--n_epochs", "epochs; the learning rate drops x0.1 after 50%, 75%, 90% of the steps", "100")
+  :convert(tonumber)
 parser:option("--batch_size", "clean examples per step", "128"):convert(tonumber)
 parser:option("--at_frac", "noise examples per clean example (0: plain)", "0"):convert(tonumber)
 parser:option("--pgd_niter", "PGD iterations on the noise (0: CEDA, > 0: ACET)", "0"):convert(math.tointeger)
@@ -56,14 +56,17 @@ if args.resume then
 end
 
 local mnist_like = {mnist = true, fashion_mnist = true}
-if not (mnist_like[args.dataset] or args.dataset == "svhn" or args.dataset == "cifar10" or args.dataset == "cifar100") then
+if not (mnist_like[args.dataset] or args.dataset == "svhn" or args.dataset == "cifar10"
+        or args.dataset == "cifar100") then
   parser:error("--dataset must be mnist, fashion_mnist, svhn, cifar10 or cifar100, got " .. args.dataset)
 end
 args.model = args.model or (mnist_like[args.dataset] and "lenet" or "resnet_small")
 args.opt = args.opt or (mnist_like[args.dataset] and "adam" or "momentum")
 args.lr = args.lr or (args.opt == "adam" and 1e-3 or 0.1)
 if args.opt ~= "adam" and args.opt ~= "momentum" then parser:error("--opt must be adam or momentum") end
-if args.loss ~= "max_conf" and args.loss ~= "uniform_conf" then parser:error("--loss must be max_conf or uniform_conf") end
+if args.loss ~= "max_conf" and args.loss ~= "uniform_conf" then
+  parser:error("--loss must be max_conf or uniform_conf")
+end
 if args.model ~= "lenet" and args.model ~= "resnet_small" then parser:error("--model must be lenet or resnet_small") end
 umbra.set_num_threads(args.threads)
 
@@ -75,7 +78,8 @@ if not train_set or not test_set then fail(err or "cannot load the training set"
 
 -- the run folder, as the authors' (timestamp and hyper-parameter string), without spaces
 if not run_dir then
-  local hps = string.format("dataset=%s_model=%s_p_norm=inf_lmbd=%g_at_frac=%.1f_pgd_eps=%g_pgd_niter=%d_frac_perm=%g_loss=%s",
+  local hps = string.format("dataset=%s_model=%s_p_norm=inf_lmbd=%g_at_frac=%.1f_pgd_eps=%g_pgd_niter=%d"
+                            .. "_frac_perm=%g_loss=%s",
                             args.dataset, args.model, args.lmbd, args.at_frac, args.pgd_eps, args.pgd_niter,
                             args.frac_perm, args.loss)
   run_dir = string.format("%s/%s/%s_%s", args.runs_dir, args.exp_name, os.date("%Y-%m-%d_%H-%M-%S"), hps)
@@ -88,7 +92,8 @@ if args.device ~= "cpu" then model:to(args.device) end
 -- for ResNetSmall the conv kernels and the dense layer (not batch norm), for LeNet all
 local decay = model:parameters(function(path) return not path:find("bn") end)
 local params = model:parameters()
-local opt = args.opt == "adam" and optim.Adam(params, {lr = args.lr}) or optim.SGD(params, {lr = args.lr, momentum = 0.9})
+local opt = args.opt == "adam" and optim.Adam(params, {lr = args.lr})
+            or optim.SGD(params, {lr = args.lr, momentum = 0.9})
 
 local steps_per_epoch = train_set:size() // args.batch_size
 if steps_per_epoch < 1 then fail("the training set is smaller than one batch") end
@@ -155,7 +160,8 @@ for epoch = start_epoch, args.n_epochs do
     local ok, s = pcall(proc.step, proc, x, y, epoch)
     step = step + 1
     -- the core refuses NaN logits with an error; a finite step can still report inf or NaN
-    local bad = not ok and tostring(s):match("NaN") and "NaN" or (ok and (s.loss ~= s.loss or math.abs(s.loss) == math.huge) and tostring(s.loss))
+    local bad = not ok and tostring(s):match("NaN") and "NaN"
+                or (ok and (s.loss ~= s.loss or math.abs(s.loss) == math.huge) and tostring(s.loss))
     if bad then
       run:print("stopping: the loss is %s at step %d (epoch %d); the last good checkpoint is kept", bad, step, epoch)
       run:close()
@@ -177,7 +183,8 @@ for epoch = start_epoch, args.n_epochs do
                test_err = test_err, test_loss_clean = test_loss, test_conf_clean = test_conf,
                test_conf_noise = test_conf_noise, lr = opt.lr, seconds = seconds}
   run:metrics(row, epoch)
-  run:print("Epoch %d training is done, %.1f sec: train err %.4f, loss %.4f; test err %.4f, conf clean %.3f, conf noise %.3f",
+  run:print("Epoch %d training is done, %.1f sec: train err %.4f, loss %.4f; test err %.4f, conf clean %.3f, "
+            .. "conf noise %.3f",
             epoch, seconds, row.train_err, row.train_loss_total, test_err, test_conf, test_conf_noise)
   if args.stop_epoch and epoch >= args.stop_epoch then stop = true end
   local last = epoch == args.n_epochs or stop
@@ -185,7 +192,9 @@ for epoch = start_epoch, args.n_epochs do
     local state = {model = model, optim = opt, generator = g, epoch = epoch, step = step, config = config}
     local ok, serr = checkpoint.save(run_dir .. "/checkpoint.h5", state)
     if not ok then fail(serr) end
-    if epoch % args.save_every == 0 then assert(checkpoint.save(string.format("%s/checkpoint-%d.h5", run_dir, epoch), state)) end
+    if epoch % args.save_every == 0 then
+      assert(checkpoint.save(string.format("%s/checkpoint-%d.h5", run_dir, epoch), state))
+    end
   end
 end
 run:print("Worker done: %s", run_dir)

@@ -147,7 +147,8 @@ local function header_difference(fields, cols)
   for k = 1, math.max(#fields, #cols) do
     if fields[k] ~= cols[k] then
       return string.format("column %d is %s there and %s here (%d and %d columns)", k,
-                           fields[k] and "'" .. fields[k] .. "'" or "missing", cols[k] and "'" .. cols[k] .. "'" or "missing",
+                           fields[k] and "'" .. fields[k] .. "'" or "missing",
+                           cols[k] and "'" .. cols[k] .. "'" or "missing",
                            #fields, #cols)
     end
   end
@@ -215,7 +216,9 @@ local function block(results, names)
   local function row(cells) lines[#lines + 1] = "| " .. table.concat(cells, " | ") .. " |" end
   row(head); row(sep); row(sub)
   local clean = {analysis.display_name(results[1].dataset)}
-  for _, r in ipairs(results) do clean[#clean + 1] = cell(r.mmc_clean); clean[#clean + 1] = "–"; clean[#clean + 1] = "–" end
+  for _, r in ipairs(results) do
+    clean[#clean + 1] = cell(r.mmc_clean); clean[#clean + 1] = "–"; clean[#clean + 1] = "–"
+  end
   row(clean)
   local function metric_row(label, get)
     local cells, any = {label}, false

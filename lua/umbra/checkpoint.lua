@@ -106,7 +106,9 @@ function checkpoint.save(path, state)
     local g = state.generator:state()
     attrs.generator_seed, attrs.generator_counter = g.seed, g.counter
   end
-  for name, t in pairs(state.extra_tensors or {}) do flatten(t, "extra/" .. key_name(name, "extra"), tensors, attrs, true) end
+  for name, t in pairs(state.extra_tensors or {}) do
+    flatten(t, "extra/" .. key_name(name, "extra"), tensors, attrs, true)
+  end
   if state.config then flatten(state.config, "config", tensors, attrs, false) end
   attrs.epoch, attrs.step = state.epoch, state.step
   attrs.architecture = state.architecture or (state.config and type(state.config.architecture) == "string"
@@ -135,8 +137,8 @@ function checkpoint.load(path, opts)
     local targets = model_tensors(opts.model)
     for _, name in ipairs(meta.names) do
       if (name:find("^model/params/") or name:find("^model/buffers/")) and not targets[name] then
-        return nil, string.format("%s: tensor %s of the checkpoint has no counterpart in the model (another architecture?)",
-                                  path, name)
+        return nil, string.format("%s: tensor %s of the checkpoint has no counterpart in the model "
+                                  .. "(another architecture?)", path, name)
       end
     end
     local ok, lerr = core.h5_load(path, targets)

@@ -7,7 +7,9 @@ local function serialise(v)
   if t == "string" then return string.format("%q", v) end
   if t == "number" then
     if math.type(v) == "integer" then return tostring(v) end
-    if v ~= v or v == math.huge or v == -math.huge then return string.format("(%s)", v ~= v and "0/0" or (v > 0 and "1/0" or "-1/0")) end
+    if v ~= v or v == math.huge or v == -math.huge then
+      return string.format("(%s)", v ~= v and "0/0" or (v > 0 and "1/0" or "-1/0"))
+    end
     return string.format("%.17g", v)
   end
   if t == "boolean" then return tostring(v) end

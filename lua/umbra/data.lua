@@ -132,7 +132,7 @@ end
 
 -- grayCIFAR-10 (PAPER.md §6.1): CIFAR-10 as 28x28 gray, the mean of R, G, B resized with
 -- PIL's bilinear filter (antialiased when shrinking, see core/data/data.h).
-function readers.gray(name, spec, opts, label)
+function readers.gray(_, _, opts, label)
   local src, err = readers.cifar("cifar10", SETS.cifar10, opts, "cifar10 " .. opts.split)
   if not src then return nil, err end
   local c = src:gray_resize(28, 28, label)
@@ -149,7 +149,8 @@ function readers.png(name, spec, opts, label)
     if is_dir(d) then dir = d; break end
   end
   if not dir then
-    return nil, string.format("umbra.data: %s: missing the image folder %s (PNG files); get it with: scripts/fetch-data %s",
+    return nil, string.format("umbra.data: %s: missing the image folder %s (PNG files); "
+                              .. "get it with: scripts/fetch-data %s",
                               name, candidates(spec, opts)[1], name)
   end
   local size = opts.size or {32, 32}

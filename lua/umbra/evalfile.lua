@@ -50,7 +50,8 @@ local function check_set(where, s, K)
   end
   if K and ps[2] ~= K then return string.format("%s/probs has %d columns, num_classes is %d", where, ps[2], K) end
   if #ls ~= 1 or ls[1] ~= ps[1] or s.labels:dtype() ~= "int64" then
-    return string.format("%s/labels must be int64 (%d), got %s %s", where, ps[1], s.labels:dtype(), table.concat(ls, "x"))
+    return string.format("%s/labels must be int64 (%d), got %s %s", where, ps[1], s.labels:dtype(),
+                         table.concat(ls, "x"))
   end
 end
 

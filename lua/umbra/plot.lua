@@ -68,10 +68,11 @@ function plot.heatmap(opts)
   }
   if opts.box then
     local b = opts.box
-    lines[#lines + 1] = string.format("set object 1 rect from %g,%g to %g,%g front fillstyle empty border lc rgb 'white' lw 2", b[1], b[2], b[3], b[4])
+    lines[#lines + 1] = string.format("set object 1 rect from %g,%g to %g,%g front fillstyle empty "
+                                      .. "border lc rgb 'white' lw 2", b[1], b[2], b[3], b[4])
   end
   local plots = {string.format("'%s' using 1:2:3 with image", dat)}
-  for k, p in ipairs(opts.points or {}) do
+  for _, p in ipairs(opts.points or {}) do
     plot.write_table(p.path, p.rows)
     plots[#plots + 1] = string.format("'%s' using 1:2 with points %s", p.path, p.style or "pt 7 ps 0.3")
   end
@@ -88,7 +89,8 @@ local function q(s) return "'" .. tostring(s or ""):gsub("'", "''") .. "'" end
 -- the terminal line of the analysis pictures: noenhanced, so that names like noise_adv are
 -- printed as they are rather than with subscripts
 local function png(path, w, h, font)
-  return string.format("set terminal pngcairo size %d,%d noenhanced font 'Sans,%d'\nset output %s", w, h, font or 10, q(path))
+  return string.format("set terminal pngcairo size %d,%d noenhanced font 'Sans,%d'\nset output %s", w, h,
+                       font or 10, q(path))
 end
 
 --- A histogram of values with bins equal bins on range = {lo, hi} (the last bin includes hi,

@@ -51,8 +51,10 @@ function runs.load_model(path, opts)
   end
   if not arch:match("^[%w_]+$") then return nil, path .. ": bad architecture name '" .. arch .. "'" end
   local found, builder = pcall(require, "models." .. arch)
-  if not found then return nil, string.format("%s: architecture '%s' has no builder models/%s.lua (%s)", path, arch, arch,
-                                             tostring(builder):gsub("\n.*", "")) end
+  if not found then
+    return nil, string.format("%s: architecture '%s' has no builder models/%s.lua (%s)", path, arch, arch,
+                              tostring(builder):gsub("\n.*", ""))
+  end
   -- the builder gets the configuration (num_classes, sizes, channels, ...); the weights it
   -- draws are overwritten, so the generator's seed does not matter
   local build = {}

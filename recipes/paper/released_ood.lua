@@ -11,7 +11,8 @@ local noise = require "umbra.noise"
 local attack = require "umbra.attack"
 local tf_import = require "umbra.tf_import"
 
-local parser = argparse("released_ood", "OOD confidence of the released SVHN and CIFAR-100 models on CIFAR-10 and noise")
+local parser = argparse("released_ood",
+                        "OOD confidence of the released SVHN and CIFAR-100 models on CIFAR-10 and noise")
 parser:option("--models", "folder of the released models", os.getenv("UMBRA_PAPER_MODELS") or "../shared/paper-models")
 parser:option("--n", "CIFAR-10 test images", "1000"):convert(math.tointeger)
 parser:option("--n_adv", "noise points attacked", "256"):convert(math.tointeger)

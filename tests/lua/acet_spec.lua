@@ -52,7 +52,8 @@ describe("ACET in 100 dimensions", function()
       r[name] = {data = mmc(m, X), noise = mmc(m, z), adv = adv(m)}
     end
     local text = string.format("plain %.3f/%.3f/%.3f ceda %.3f/%.3f/%.3f acet %.3f/%.3f/%.3f (data/noise/adv)",
-      r.plain.data, r.plain.noise, r.plain.adv, r.ceda.data, r.ceda.noise, r.ceda.adv, r.acet.data, r.acet.noise, r.acet.adv)
+      r.plain.data, r.plain.noise, r.plain.adv, r.ceda.data, r.ceda.noise, r.ceda.adv,
+      r.acet.data, r.acet.noise, r.acet.adv)
     print(text)
     assert.is_true(r.ceda.noise < 0.6 and r.acet.noise < 0.6, text)
     assert.is_true(r.acet.adv < r.ceda.adv - 0.03, text)

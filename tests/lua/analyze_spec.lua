@@ -108,12 +108,14 @@ describe("recipes/analyze.lua", function()
     assert.truthy(lines[3]:find('^"plain, lenet",0.015,'), "a name with a comma is quoted: " .. lines[3])
     local function near(expected, c, tol)
       local got = tonumber(v[c])
-      assert(got and math.abs(got - expected) <= (tol or 1e-6), c .. " = " .. tostring(v[c]) .. ", expected " .. expected)
+      assert(got and math.abs(got - expected) <= (tol or 1e-6),
+             c .. " = " .. tostring(v[c]) .. ", expected " .. expected)
     end
     near(1 / 3, "resistance_adv", 1e-15)
     near(1, "auc_score_noise", 0); near(0.5, "auc_score_noise_adv", 0); near(0.8125, "auc_score_adv", 0)
     near(0.75, "auc_score_fashion_mnist", 0); near(0, "auc_score_gray_cifar10", 0)
-    near(0.75, "Mean maximum confidence on clean"); near(0.52, "Mean maximum confidence on adv (clean + pgd not_resisted)")
+    near(0.75, "Mean maximum confidence on clean")
+    near(0.52, "Mean maximum confidence on adv (clean + pgd not_resisted)")
     near(0.615, "conf_tpr95"); near(0, "noise95", 0); near(0.5, "adv95", 0); near(1, "gray_cifar1095", 0)
     assert.are.equal("nan", v.auc_score_noise_adv_more)
     assert.are.equal("nan", v.noise_adv_more95)
@@ -180,7 +182,8 @@ describe("recipes/analyze.lua", function()
     assert.are.equal(1, rc)
     assert.truthy(out:find("cannot open nowhere (run recipes/evaluate.lua first?)", 1, true), out)
     os.execute("mkdir -p " .. dir .. "/bad")
-    assert(evalfile.write(dir .. "/bad/eval.h5", {clean = {probs = umbra.tensor{{0.5, 0.5}}, labels = umbra.tensor({1}, "int64")},
+    assert(evalfile.write(dir .. "/bad/eval.h5", {clean = {probs = umbra.tensor{{0.5, 0.5}},
+                                                           labels = umbra.tensor({1}, "int64")},
                                                   noise = {probs = umbra.tensor{{0.5, 0.5}}}},
                           {num_classes = 2}))
     local ev, err = evalfile.read(dir .. "/bad")

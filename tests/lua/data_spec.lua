@@ -5,7 +5,6 @@
 -- holds them, the real MNIST and CIFAR-10 test files (shared/data/MANIFEST.md counts).
 local umbra = require "umbra"
 local data = require "umbra.data"
-local core = umbra.core
 local helpers = dofile("tests/lua/helpers.lua")
 local quote, run, tmpdir, settle = helpers.quote, helpers.run, helpers.tmpdir, helpers.settle
 
@@ -14,7 +13,10 @@ local function write(path, s, gz)
   local f = assert(io.open(gz and path .. ".raw" or path, "wb"))
   f:write(s)
   f:close()
-  if gz then assert(os.execute("gzip -c " .. quote(path .. ".raw") .. " > " .. quote(path) .. " && rm " .. quote(path .. ".raw"))) end
+  if gz then
+    assert(os.execute("gzip -c " .. quote(path .. ".raw") .. " > " .. quote(path)
+                      .. " && rm " .. quote(path .. ".raw")))
+  end
 end
 
 -- IDX pair: n images side x side, pixel k of image i = (i * 7 + k) % 256, label (i % 3) + lmin
@@ -34,7 +36,8 @@ end
 local function cifar_file(path, n, label_bytes)
   local recs = {}
   for i = 0, n - 1 do
-    recs[#recs + 1] = (label_bytes == 2 and "\99" or "") .. string.char(i % 10) .. string.rep(string.char(i % 256), 3072)
+    recs[#recs + 1] = (label_bytes == 2 and "\99" or "") .. string.char(i % 10)
+                      .. string.rep(string.char(i % 256), 3072)
   end
   write(path, table.concat(recs), true)
 end
@@ -180,15 +183,20 @@ describe("umbra.data.load on fixtures", function()
                .. " && mv " .. quote(bad .. "/x.gz") .. " " .. gz)
     local ds, msg = data.load("mnist", {dir = bad})
     assert.is_nil(ds)
-    assert.is_truthy(msg:find("train-images-idx3-ubyte.gz: truncated: expected 10 images of 28x28 pixels", 1, true), msg)
+    assert.is_truthy(msg:find("train-images-idx3-ubyte.gz: truncated: expected 10 images of 28x28 pixels", 1, true),
+                     msg)
     write(bad .. "/mnist/t10k-images-idx3-ubyte.gz", string.pack(">I4I4", 0x801, 4) .. "abcd", true)
     idx_pair(bad .. "/mnist/t10k-lab", 4, 28, 0)
-    os.execute("cp " .. quote(bad .. "/mnist/t10k-lab-labels-idx1-ubyte.gz") .. " " .. quote(bad .. "/mnist/t10k-labels-idx1-ubyte.gz"))
+    os.execute("cp " .. quote(bad .. "/mnist/t10k-lab-labels-idx1-ubyte.gz") .. " "
+               .. quote(bad .. "/mnist/t10k-labels-idx1-ubyte.gz"))
     ds, msg = data.load("mnist", {split = "test", dir = bad})
+    assert.is_nil(ds)
     assert.is_truthy(msg:find("expected magic number 0x00000803, found 0x00000801", 1, true), msg)
     write(bad .. "/cifar10/test_batch.bin", string.rep("\0", 3073 * 3))
     ds, msg = data.load("cifar10", {split = "test", dir = bad})
-    assert.is_truthy(msg:find("expected 10000 records of 3073 bytes (30730000 bytes), found 9219 bytes", 1, true), msg)
+    assert.is_nil(ds)
+    assert.is_truthy(msg:find("expected 10000 records of 3073 bytes (30730000 bytes), found 9219 bytes", 1, true),
+                     msg)
     write(bad .. "/svhn/test_32x32.mat", "MATLAB 5.0 but not really")
     ds, msg = data.load("svhn", {split = "test", dir = bad})
     assert.is_nil(ds)

@@ -48,7 +48,8 @@ describe("recipes/evaluate.lua", function()
     local sums = ev.sets.noise_adv.probs:sum(2):to_table()
     for i = 1, #sums do assert.is_true(math.abs(sums[i] - 1) < 1e-4) end
 
-    out, rc = h.run(string.format("%s recipes/analyze.lua %s --csv %s/evals.csv --plots", exe, h.quote(run), h.quote(dir)))
+    out, rc = h.run(string.format("%s recipes/analyze.lua %s --csv %s/evals.csv --plots", exe, h.quote(run),
+                                  h.quote(dir)))
     assert.are.equal(0, rc, out)
     for _, row in ipairs{"| MNIST |", "| FMNIST |", "| Noise |", "| Adv. Noise |", "| Adv. Samples |"} do
       assert.truthy(out:find(row, 1, true), row .. " missing in\n" .. out)
@@ -70,7 +71,8 @@ describe("recipes/evaluate.lua", function()
   end)
 
   it("refuses a checkpoint that is not there", function()
-    local out, rc = h.run(string.format("%s recipes/evaluate.lua %s/none.h5 --data_dir %s", exe, h.quote(dir), h.quote(data)))
+    local out, rc = h.run(string.format("%s recipes/evaluate.lua %s/none.h5 --data_dir %s", exe, h.quote(dir),
+                                        h.quote(data)))
     assert.are_not.equal(0, rc)
     assert.truthy(out:find("none.h5", 1, true), out)
   end)

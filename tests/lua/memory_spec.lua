@@ -37,7 +37,7 @@ describe("memory", function()
       for _, f in ipairs(bad_calls) do
         if not pcall(f) then failures = failures + 1 end
       end
-      local t <close> = umbra.zeros(round, 10)
+      local t <close> = umbra.zeros(round, 10) -- luacheck: ignore 211 (closed at the end of the round)
     end
     assert.are.equal(30 * #bad_calls, failures)
     local bytes1, blocks1 = settle()
@@ -50,7 +50,7 @@ describe("memory", function()
     local before = core.live_bytes()
     do
       local t <close> = umbra.zeros(1000)
-      local v <close> = t:narrow(1, 1, 10)
+      local v <close> = t:narrow(1, 1, 10) -- luacheck: ignore 211 (closed with the scope)
       assert.is_true(core.live_bytes() >= before + 4000)
     end
     local after = core.live_bytes()
@@ -62,7 +62,7 @@ describe("memory", function()
     local before = settle()
     collectgarbage("stop")
     local ok = pcall(function()
-      local t <close> = umbra.zeros(100, 100)
+      local t <close> = umbra.zeros(100, 100) -- luacheck: ignore 211 (closed by the error)
       error("boom")
     end)
     local after = core.live_bytes()
@@ -120,7 +120,7 @@ describe("memory", function()
     }
     for _, op in ipairs(ops) do
       local expected = op()
-      local n, ok = 0, false
+      local n, ok = 0
       repeat
         n = n + 1
         core.alloc_fail_after(n)
@@ -135,7 +135,7 @@ describe("memory", function()
         end
       until ok or n > 20
       assert.is_true(ok)
-      expected, ok = nil, nil
+      expected = nil -- luacheck: ignore 311 (drops it for settle())
       assert.are.equal(before, settle())
     end
   end)

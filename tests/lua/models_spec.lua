@@ -43,7 +43,8 @@ describe("models", function()
 
   it("map inputs to logits", function()
     local g = umbra.Generator(1)
-    assert.are.same({2, 10}, {require("models.lenet"){generator = g}:forward(umbra.rand({2, 1, 28, 28}, g)):size(1), 10})
+    local lenet = require("models.lenet"){generator = g}
+    assert.are.same({2, 10}, {lenet:forward(umbra.rand({2, 1, 28, 28}, g)):size(1), 10})
     local y = require("models.resnet_small"){generator = g, num_classes = 100}:forward(umbra.rand({2, 3, 32, 32}, g))
     assert.are.equal(2, y:size(1))
     assert.are.equal(100, y:size(2))

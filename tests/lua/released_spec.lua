@@ -2,8 +2,6 @@
 -- computes what the TF graph computed: its error on the first 1,000 CIFAR-10 test images is
 -- in the paper's high single digits (a wrong padding, layout or BN mapping breaks it).
 -- Needs UMBRA_PAPER_MODELS and CIFAR-10 test under UMBRA_DATA; pending otherwise.
-local umbra = require "umbra"
-
 local models = os.getenv("UMBRA_PAPER_MODELS")
 local data_dir = os.getenv("UMBRA_DATA")
 local have = models and data_dir and io.open(data_dir .. "/cifar10/test_batch.bin.gz") ~= nil

@@ -340,7 +340,7 @@ describe("scripts/import-tf-checkpoint PREFIX OUT.h5", function()
                               "resnet_small with 10 classes expects float32 [3, 3, 32, 32] " ..
                               "(umbra block_2_1.main.conv1.weight [32, 32, 3, 3])", 1, true), out)
     out, rc = import("--num_classes", "100", prefix, dir .. "/x.h5")
-    assert.are.equal(1, rc)
+    assert.are.equal(1, rc, out)
     assert.is_falsy(io.open(dir .. "/x.h5"))
 
     prefix = make_resnet_checkpoint(dir, 10, function(vars)

@@ -12,8 +12,8 @@ describe("toy2d recipe", function()
   it("trains Plain, CEDA and ACET: low confidence away from the data for CEDA and ACET only", function()
     local out = os.tmpname()
     os.remove(out)
-    local cmd = string.format("%s/umbra recipes/toy2d.lua --steps 500 --n 1000 --seed 1 --acet-eps 0.05 --acet-steps 10 " ..
-                              "--acet-step 0.01 --no-plots --quiet --out %s 2>&1",
+    local cmd = string.format("%s/umbra recipes/toy2d.lua --steps 500 --n 1000 --seed 1 --acet-eps 0.05 " ..
+                              "--acet-steps 10 --acet-step 0.01 --no-plots --quiet --out %s 2>&1",
                               build, out)
     local p = io.popen(cmd)
     local text = p:read("a")
@@ -21,7 +21,8 @@ describe("toy2d recipe", function()
     assert.is_true(ok, text)
     local f = assert(io.open(out .. "/results.csv"), text)
     local header = f:read("l")
-    assert.are.equal("model,train_acc,mmc_train,mmc_uniform,mmc_far,mmc_ring,mmc_alpha10,mmc_alpha100,mmc_alpha1000,mmc_adv_noise", header)
+    assert.are.equal("model,train_acc,mmc_train,mmc_uniform,mmc_far,mmc_ring,mmc_alpha10,mmc_alpha100,"
+                     .. "mmc_alpha1000,mmc_adv_noise", header)
     local r = {}
     for line in f:lines() do
       local cells = {}

@@ -16,6 +16,7 @@
     X(nn)               \
     X(optim)            \
     X(metrics)          \
+    X(detection)        \
     X(data)             \
     X(checkpoint)       \
     X(cuda)

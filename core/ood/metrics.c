@@ -9,11 +9,10 @@
 #include "alloc.h"
 #include "backend.h"
 #include "error.h"
-
-static float score_at(const um_tensor *t, int64_t i) { return um_f32(t)[i * t->stride[0]]; }
+#include "ood/scores.h"
 
 /* A host float32 vector with at least one element and no NaN. */
-static int check_scores(const um_tensor *t, const char *fn, const char *what) {
+int um_check_scores(const um_tensor *t, const char *fn, const char *what) {
     char b[64];
     if (!t) return um_fail(UM_EINVAL, "%s: %s is missing", fn, what);
     if (!um_backend_of(t)->is_host)
@@ -24,7 +23,7 @@ static int check_scores(const um_tensor *t, const char *fn, const char *what) {
         return um_fail(UM_EINVAL, "%s: %s must be a vector (n), got size %s", fn, what, um_shape_str(t, b, sizeof b));
     if (t->size[0] == 0) return um_fail(UM_EINVAL, "%s: %s is empty", fn, what);
     for (int64_t i = 0; i < t->size[0]; i++)
-        if (isnan(score_at(t, i)))
+        if (isnan(um_score_at(t, i)))
             return um_fail(UM_ENUMERIC, "%s: %s[%lld] is NaN", fn, what, (long long)i);
     return UM_OK;
 }
@@ -63,39 +62,37 @@ int um_max_conf(um_tensor **out, const um_tensor *probs) {
 }
 
 int um_mmc(const um_tensor *conf, double *mmc) {
-    int rc = check_scores(conf, "mmc", "conf");
+    int rc = um_check_scores(conf, "mmc", "conf");
     if (rc) return rc;
     double s = 0;
-    for (int64_t i = 0; i < conf->size[0]; i++) s += score_at(conf, i);
+    for (int64_t i = 0; i < conf->size[0]; i++) s += um_score_at(conf, i);
     *mmc = s / (double)conf->size[0];
     return UM_OK;
 }
 
-typedef struct { float s; int positive; } scored;
-
 static int by_score(const void *a, const void *b) {
-    float x = ((const scored *)a)->s, y = ((const scored *)b)->s;
+    float x = ((const um_scored *)a)->s, y = ((const um_scored *)b)->s;
     return (x > y) - (x < y);
 }
 
 /* All scores of both sets, sorted ascending, in a new buffer (um_dealloc). */
-static int sorted_union(const um_tensor *pos, const um_tensor *neg, scored **out) {
+int um_sorted_scores(const um_tensor *pos, const um_tensor *neg, um_scored **out) {
     int64_t np_ = pos->size[0], nn = neg->size[0];
-    scored *v = um_alloc(sizeof *v * (size_t)(np_ + nn));
+    um_scored *v = um_alloc(sizeof *v * (size_t)(np_ + nn));
     if (!v) return UM_ENOMEM;
-    for (int64_t i = 0; i < np_; i++) v[i] = (scored){score_at(pos, i), 1};
-    for (int64_t i = 0; i < nn; i++) v[np_ + i] = (scored){score_at(neg, i), 0};
+    for (int64_t i = 0; i < np_; i++) v[i] = (um_scored){um_score_at(pos, i), 1};
+    for (int64_t i = 0; i < nn; i++) v[np_ + i] = (um_scored){um_score_at(neg, i), 0};
     qsort(v, (size_t)(np_ + nn), sizeof *v, by_score);
     *out = v;
     return UM_OK;
 }
 
 int um_auroc(const um_tensor *conf_in, const um_tensor *conf_out, double *auc) {
-    int rc = check_scores(conf_in, "auroc", "conf_in");
-    if (!rc) rc = check_scores(conf_out, "auroc", "conf_out");
+    int rc = um_check_scores(conf_in, "auroc", "conf_in");
+    if (!rc) rc = um_check_scores(conf_out, "auroc", "conf_out");
     if (rc) return rc;
-    scored *v;
-    if ((rc = sorted_union(conf_in, conf_out, &v))) return rc;
+    um_scored *v;
+    if ((rc = um_sorted_scores(conf_in, conf_out, &v))) return rc;
     int64_t n = conf_in->size[0] + conf_out->size[0], neg_below = 0;
     int64_t twice_u = 0;  /* 2 U: every (in, out) pair scores 2 if in > out, 1 if tied */
     for (int64_t i = 0; i < n;) {
@@ -132,13 +129,13 @@ static double numpy_linear(const float *sorted, int64_t n, double q) {
 }
 
 int um_percentile(const um_tensor *x, double q, double *value) {
-    int rc = check_scores(x, "percentile", "x");
+    int rc = um_check_scores(x, "percentile", "x");
     if (rc) return rc;
     if (!(q >= 0 && q <= 100)) return um_fail(UM_EINVAL, "percentile: q must be in [0, 100], got %g", q);
     int64_t n = x->size[0];
     float *v = um_alloc(sizeof *v * (size_t)n);
     if (!v) return UM_ENOMEM;
-    for (int64_t i = 0; i < n; i++) v[i] = score_at(x, i);
+    for (int64_t i = 0; i < n; i++) v[i] = um_score_at(x, i);
     qsort(v, (size_t)n, sizeof *v, by_float);
     *value = numpy_linear(v, n, q);
     um_dealloc(v);
@@ -146,8 +143,8 @@ int um_percentile(const um_tensor *x, double q, double *value) {
 }
 
 int um_fpr_at_tpr(const um_tensor *conf_in, const um_tensor *conf_out, double tpr, double *fpr, double *tau) {
-    int rc = check_scores(conf_in, "fpr_at_tpr", "conf_in");
-    if (!rc) rc = check_scores(conf_out, "fpr_at_tpr", "conf_out");
+    int rc = um_check_scores(conf_in, "fpr_at_tpr", "conf_in");
+    if (!rc) rc = um_check_scores(conf_out, "fpr_at_tpr", "conf_out");
     if (rc) return rc;
     if (!(tpr > 0 && tpr <= 1)) return um_fail(UM_EINVAL, "fpr_at_tpr: tpr must be in (0, 1], got %g", tpr);
     /* 100 - 100 tpr, not 100 (1 - tpr), and the product rounded before the difference (no
@@ -156,7 +153,7 @@ int um_fpr_at_tpr(const um_tensor *conf_in, const um_tensor *conf_out, double tp
     double t;
     if ((rc = um_percentile(conf_in, 100.0 - scaled, &t))) return rc;
     int64_t above = 0, n = conf_out->size[0];
-    for (int64_t i = 0; i < n; i++) above += (double)score_at(conf_out, i) >= t;
+    for (int64_t i = 0; i < n; i++) above += (double)um_score_at(conf_out, i) >= t;
     *fpr = (double)above / (double)n;
     if (tau) *tau = t;
     return UM_OK;
@@ -164,11 +161,11 @@ int um_fpr_at_tpr(const um_tensor *conf_in, const um_tensor *conf_out, double tp
 
 int um_roc_curve(const um_tensor *conf_in, const um_tensor *conf_out, um_tensor **fpr, um_tensor **tpr,
                  um_tensor **thresholds) {
-    int rc = check_scores(conf_in, "roc_curve", "conf_in");
-    if (!rc) rc = check_scores(conf_out, "roc_curve", "conf_out");
+    int rc = um_check_scores(conf_in, "roc_curve", "conf_in");
+    if (!rc) rc = um_check_scores(conf_out, "roc_curve", "conf_out");
     if (rc) return rc;
-    scored *v;
-    if ((rc = sorted_union(conf_in, conf_out, &v))) return rc;
+    um_scored *v;
+    if ((rc = um_sorted_scores(conf_in, conf_out, &v))) return rc;
     int64_t n = conf_in->size[0] + conf_out->size[0], m = 1;
     for (int64_t i = 1; i < n; i++) m += v[i].s != v[i - 1].s;
     m += 1;  /* the (0, 0) point at +inf */

@@ -1,6 +1,8 @@
 -- umbra.eval: the paper's evaluation metrics (PAPER.md §6.2, decision 5) on softmax outputs:
 -- max confidence, MMC, AUROC (in-distribution = positive class, exact ties), FPR at 95 % TPR
--- as the authors compute it, ROC points, resistance to adversarial samples. Scores may be
+-- as the authors compute it, ROC points, resistance to adversarial samples; and the metrics of
+-- the later OOD literature (docs/worst-case.md): conservative AUROC, AUPR-In/Out, FPR@95 with
+-- the OOD set positive, detection error, bootstrap intervals, AUC/AAUC/GAUC. Scores may be
 -- float32 tensors on any device or plain Lua arrays; labels are int64 classes 1..K.
 local umbra = require "umbra"
 local core = require "umbra.core"
@@ -79,6 +81,75 @@ function eval.set_metrics(conf_in, conf, tpr)
   r.auroc = core.metrics_auroc(conf_in, conf)
   r.fpr, r.tau = core.metrics_fpr_at_tpr(conf_in, conf, tpr or 0.95)
   return r
+end
+
+--- AUROC with tied pairs counted as failures (the conservative AUROC of GOOD and ProoD).
+function eval.auroc_conservative(conf_in, conf_out)
+  return core.detect_auroc_conservative(scores(conf_in, "conf_in"), scores(conf_out, "conf_out"))
+end
+
+--- Average precision (sklearn's, not interpolated) with the in-distribution set positive.
+function eval.aupr_in(conf_in, conf_out)
+  return core.detect_aupr_in(scores(conf_in, "conf_in"), scores(conf_out, "conf_out"))
+end
+
+--- Average precision with the OOD set positive and score -conf.
+function eval.aupr_out(conf_in, conf_out)
+  return core.detect_aupr_out(scores(conf_in, "conf_in"), scores(conf_out, "conf_out"))
+end
+
+--- FPR at a TPR (default 0.95) with the OOD set positive (OpenOOD's convention): the share of
+--- in-distribution points flagged when tpr of the OOD points are.
+function eval.fpr_at_tpr_ood_positive(conf_in, conf_out, tpr)
+  return core.detect_fpr_ood_positive(scores(conf_in, "conf_in"), scores(conf_out, "conf_out"), tpr or 0.95)
+end
+
+--- Lowest error of a threshold detector with both sets equally likely.
+function eval.detection_error(conf_in, conf_out)
+  return core.detect_detection_error(scores(conf_in, "conf_in"), scores(conf_out, "conf_out"))
+end
+
+--- Every detection metric of one OOD set, each key naming its convention.
+function eval.detection_metrics(conf_in, conf_out)
+  conf_in, conf_out = scores(conf_in, "conf_in"), scores(conf_out, "conf_out")
+  local fpr_in = core.metrics_fpr_at_tpr(conf_in, conf_out, 0.95)
+  return {
+    auroc = core.metrics_auroc(conf_in, conf_out),
+    auroc_conservative = core.detect_auroc_conservative(conf_in, conf_out),
+    aupr_in = core.detect_aupr_in(conf_in, conf_out),
+    aupr_out = core.detect_aupr_out(conf_in, conf_out),
+    fpr95_in_positive = fpr_in,
+    fpr95_ood_positive = core.detect_fpr_ood_positive(conf_in, conf_out, 0.95),
+    detection_error = core.detect_detection_error(conf_in, conf_out),
+  }
+end
+
+local function boot_opts(opts, fn)
+  opts = opts or {}
+  if not opts.generator then error("eval." .. fn .. ": needs opts.generator (umbra.Generator(seed))", 3) end
+  return opts.n_boot or 1000, opts.generator
+end
+
+--- Percentile bootstrap 95 % interval of the MMC: lo, hi. opts: generator, n_boot (1000).
+function eval.bootstrap_mmc(conf, opts)
+  local n, g = boot_opts(opts, "bootstrap_mmc")
+  return core.detect_bootstrap_mmc(scores(conf, "conf"), n, g)
+end
+
+--- Percentile bootstrap 95 % interval of the AUROC (ties half), both sets resampled.
+function eval.bootstrap_auroc(conf_in, conf_out, opts)
+  local n, g = boot_opts(opts, "bootstrap_auroc")
+  return core.detect_bootstrap_auroc(scores(conf_in, "conf_in"), scores(conf_out, "conf_out"), n, g)
+end
+
+--- The worst-case sandwich of one OOD set: opts.attack (required), opts.clean and opts.bound
+--- (confidences per point), opts.tol (0). Returns {auc, aauc, gauc, n} (conservative AUROCs;
+--- NaN where the input is absent) after checking clean <= attack <= bound per point and
+--- GAUC <= AAUC <= AUC; a violation is an error.
+function eval.sandwich(conf_in, opts)
+  if type(opts) ~= "table" or opts.attack == nil then error("eval.sandwich: needs opts.attack", 2) end
+  return core.detect_sandwich(scores(conf_in, "conf_in"), opts.clean and scores(opts.clean, "clean"),
+    scores(opts.attack, "attack"), opts.bound and scores(opts.bound, "bound"), opts.tol or 0)
 end
 
 return eval

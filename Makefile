@@ -19,6 +19,11 @@ endif
 PKGS := lua5.4 openblas hdf5 check matio libpng zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs lua5.4 openblas hdf5 matio libpng zlib 2>/dev/null)
+# MPI for core/dist/ (Open MPI's pkg-config name; MPI_CFLAGS/MPI_LIBS name another MPI).
+# Only core/dist/ includes mpi.h; linking libmpi costs a plain run nothing until
+# dist.init() finds a launcher (docs/distributed.md).
+MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS ?= $(shell pkg-config --libs ompi-c 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 SIMD := $(shell grep -q -w avx2 /proc/cpuinfo 2>/dev/null && grep -q -w fma /proc/cpuinfo 2>/dev/null && echo -mavx2 -mfma)
@@ -29,18 +34,20 @@ SIMD := $(shell grep -q -w avx2 /proc/cpuinfo 2>/dev/null && grep -q -w fma /pro
 OPT ?= -O2 -fvect-cost-model=dynamic $(SIMD)
 CFLAGS ?= $(OPT) -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -Icore $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS := $(PKG_LIBS) -lreadline -lgomp -lm -lpthread $(EXTRA_LDFLAGS)
+LDLIBS := $(PKG_LIBS) $(MPI_LIBS) -lreadline -lgomp -lm -lpthread $(EXTRA_LDFLAGS)
 
 # The engine is one library per folder; dependencies run one way (docs/architecture.md):
 # base (core/*.c) <- nn, ood, io, data; the backends (cpu/, the CUDA loader) hold the
-# kernels behind the tables of base, nn and ood. An application that embeds only the
-# engine links base + nn + cpu (build/libumbra_engine.a), without HDF5, matio or libpng.
-FOLDERS := base nn ood io data cpu cudaload
+# kernels behind the tables of base, nn and ood; dist (MPI collectives) uses base and nn.
+# An application that embeds only the engine links base + nn + cpu
+# (build/libumbra_engine.a), without HDF5, matio, libpng or MPI.
+FOLDERS := base nn ood io data dist cpu cudaload
 base_SRC := $(wildcard core/*.c)
 nn_SRC := $(wildcard core/nn/*.c)
 ood_SRC := $(wildcard core/ood/*.c)
 io_SRC := $(wildcard core/io/*.c)
 data_SRC := $(wildcard core/data/*.c)
+dist_SRC := $(wildcard core/dist/*.c)
 cpu_SRC := $(wildcard core/cpu/*.c core/cpu/conv/*.c)
 cudaload_SRC := core/cuda/cuda_load.c
 CORE_SRC := $(foreach f,$(FOLDERS),$($(f)_SRC))
@@ -85,6 +92,8 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+
+$(dist_SRC:%.c=$(BUILD)/%.o): override CFLAGS += $(MPI_CFLAGS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

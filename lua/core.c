@@ -19,7 +19,8 @@
     X(detection)        \
     X(data)             \
     X(checkpoint)       \
-    X(cuda)
+    X(cuda)             \
+    X(dist)
 
 #define DECLARE_PART(name) void um_lua_open_##name(lua_State *L, int module);
 UM_LUA_PARTS(DECLARE_PART)

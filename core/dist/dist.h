@@ -1,0 +1,42 @@
+/* Data-parallel collectives for umbra (docs/distributed.md): a thin layer over MPI
+ * (Open MPI, or any MPI a launcher such as mpirun or Slurm's srun starts). um_dist_init is
+ * idempotent; a process not started by a launcher is one rank and never touches MPI, so a
+ * plain build/umbra works without mpirun. Errors are umbra errors naming the MPI call and the
+ * rank. Tensors on a device go through host copies (or NCCL: dist_nccl.c). */
+#ifndef UM_DIST_H
+#define UM_DIST_H
+#include <stdint.h>
+#include "tensor.h"
+
+typedef enum { UM_DIST_SUM = 0, UM_DIST_MEAN = 1, UM_DIST_MAX = 2 } um_dist_op;
+
+/* Start (or join) the job: MPI_Init_thread when a launcher started this process, else one
+ * rank. Later calls do nothing. */
+int um_dist_init(void);
+int um_dist_initialized(void);
+/* Whether this process runs under MPI (1 even for a one-rank mpirun). */
+int um_dist_uses_mpi(void);
+int um_dist_rank(void);        /* 0 before init */
+int um_dist_size(void);        /* 1 before init */
+int um_dist_local_rank(void);  /* rank among the ranks on this machine */
+int um_dist_local_size(void);
+int um_dist_barrier(void);
+
+/* Parse "sum" | "mean" | "max". */
+int um_dist_op_parse(const char *name, um_dist_op *op);
+/* In place on a contiguous float32 or int64 tensor (any device; mean only for float32). */
+int um_dist_allreduce(um_tensor *t, um_dist_op op);
+/* In place on n float32 values in host memory. */
+int um_dist_allreduce_f32(float *buf, int64_t n, um_dist_op op);
+/* Every tensor of the list reduced, packed into one flat buffer: one collective for all
+ * (float32, contiguous, one device). */
+int um_dist_allreduce_many(um_tensor *const *ts, int n, um_dist_op op);
+/* Root's contents into every rank's t (same shape and dtype on every rank). */
+int um_dist_broadcast(um_tensor *t, int root);
+/* The ranks' tensors concatenated along dimension 0 in rank order into a new tensor on t's
+ * device; the first dimension may differ between ranks, the others must agree. */
+int um_dist_allgather(um_tensor **out, const um_tensor *t);
+/* End the whole job now with this exit code (all ranks), saying which rank asked and why. */
+void um_dist_abort(int code, const char *why);
+
+#endif

@@ -1,0 +1,102 @@
+/* umbra.core.dist_*: the collectives of core/dist/ for Lua (lua/umbra/dist.lua is the
+ * friendly face): init, rank/size, barrier, allreduce in place, broadcast, allgather,
+ * a fused allreduce of a list of tensors (the gradients) and abort. */
+#include "binding.h"
+#include "dist/dist.h"
+
+static int l_init(lua_State *L) {
+    if (um_dist_init()) return um_lua_raise(L, "dist.init");
+    lua_pushinteger(L, um_dist_rank());
+    lua_pushinteger(L, um_dist_size());
+    return 2;
+}
+
+static int l_info(lua_State *L) {
+    lua_createtable(L, 0, 6);
+    lua_pushboolean(L, um_dist_initialized());
+    lua_setfield(L, -2, "initialized");
+    lua_pushboolean(L, um_dist_uses_mpi());
+    lua_setfield(L, -2, "mpi");
+    lua_pushinteger(L, um_dist_rank());
+    lua_setfield(L, -2, "rank");
+    lua_pushinteger(L, um_dist_size());
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, um_dist_local_rank());
+    lua_setfield(L, -2, "local_rank");
+    lua_pushinteger(L, um_dist_local_size());
+    lua_setfield(L, -2, "local_size");
+    return 1;
+}
+
+static int l_barrier(lua_State *L) {
+    if (um_dist_barrier()) return um_lua_raise(L, "dist.barrier");
+    return 0;
+}
+
+static um_dist_op check_op(lua_State *L, int i) {
+    um_dist_op op = UM_DIST_SUM;
+    if (um_dist_op_parse(luaL_optstring(L, i, "sum"), &op)) um_lua_raise(L, "dist.allreduce");
+    return op;
+}
+
+/* allreduce(t [, op]) -> t, reduced in place */
+static int l_allreduce(lua_State *L) {
+    um_tensor *t = um_lua_check_tensor(L, 1);
+    um_dist_op op = check_op(L, 2);
+    if (um_dist_allreduce(t, op)) return um_lua_raise(L, "dist.allreduce");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* allreduce_many({t1, t2, ...} [, op]): one collective for the whole list */
+static int l_allreduce_many(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    um_dist_op op = check_op(L, 2);
+    int n = (int)luaL_len(L, 1);
+    um_tensor **ts = lua_newuserdatauv(L, sizeof(um_tensor *) * (size_t)(n > 0 ? n : 1), 0);
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, i + 1);
+        if (!um_lua_is_tensor(L, -1))
+            return luaL_error(L, "dist.allreduce_grads: entry %d of the list is a %s, expected a tensor", i + 1,
+                              luaL_typename(L, -1));
+        ts[i] = um_lua_check_tensor(L, -1);
+        lua_pop(L, 1);   /* the list keeps it alive */
+    }
+    if (um_dist_allreduce_many(ts, n, op)) return um_lua_raise(L, "dist.allreduce_grads");
+    return 0;
+}
+
+/* broadcast(t [, root]) -> t, overwritten with root's contents */
+static int l_broadcast(lua_State *L) {
+    um_tensor *t = um_lua_check_tensor(L, 1);
+    lua_Integer root = luaL_optinteger(L, 2, 0);
+    if (um_dist_broadcast(t, (int)root)) return um_lua_raise(L, "dist.broadcast");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* allgather(t) -> new tensor: the ranks' t concatenated along dimension 1 in rank order */
+static int l_allgather(lua_State *L) {
+    um_tensor *t = um_lua_check_tensor(L, 1);
+    um_tensor **slot = um_lua_push_tensor_slot(L);
+    if (um_dist_allgather(slot, t)) return um_lua_raise(L, "dist.allgather");
+    return 1;
+}
+
+static int l_abort(lua_State *L) {
+    lua_Integer code = luaL_optinteger(L, 2, 1);
+    um_dist_abort((int)code, luaL_optstring(L, 1, NULL));
+    return 0;
+}
+
+static const luaL_Reg functions[] = {
+    {"dist_init", l_init},           {"dist_info", l_info},         {"dist_barrier", l_barrier},
+    {"dist_allreduce", l_allreduce}, {"dist_allreduce_many", l_allreduce_many},
+    {"dist_broadcast", l_broadcast}, {"dist_allgather", l_allgather}, {"dist_abort", l_abort},
+    {NULL, NULL}};
+
+void um_lua_open_dist(lua_State *L, int module) {
+    lua_pushvalue(L, module);
+    luaL_setfuncs(L, functions, 0);
+    lua_pop(L, 1);
+}

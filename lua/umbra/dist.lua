@@ -1,0 +1,102 @@
+-- umbra.dist: data parallelism over MPI (docs/distributed.md). init() is idempotent and
+-- works with and without a launcher: `build/umbra x.lua` is one rank, `mpirun -np N
+-- build/umbra x.lua` N ranks. Collectives act in place on tensors (any device, through
+-- host copies); allreduce_grads reduces a model's gradients in one MPI call. Errors name
+-- the MPI call and the rank. A rank that exits with a non-zero status stops the job.
+local core = require "umbra.core"
+
+local dist = {}
+
+local info = core.dist_info()
+
+--- rank, size = dist.init(): join the job (MPI_Init under a launcher, else one rank).
+function dist.init()
+  local rank, size = core.dist_init()
+  info = core.dist_info()
+  return rank, size
+end
+
+function dist.initialized() return info.initialized end
+function dist.rank() return info.rank end
+function dist.size() return info.size end
+function dist.local_rank() return info.local_rank end
+function dist.local_size() return info.local_size end
+--- Whether MPI runs this process (true for `mpirun -np 1` as well).
+function dist.uses_mpi() return info.mpi end
+function dist.is_main() return info.rank == 0 end
+function dist.barrier() core.dist_barrier() end
+
+--- dist.allreduce(t [, op]) -> t: op "sum" (default), "mean" or "max" over ranks, in place.
+function dist.allreduce(t, op) return core.dist_allreduce(t, op) end
+
+--- dist.broadcast(t [, root]) -> t: root's (default 0) contents on every rank.
+function dist.broadcast(t, root) return core.dist_broadcast(t, root or 0) end
+
+--- dist.allgather(t) -> the ranks' t concatenated along dimension 1, in rank order.
+function dist.allgather(t) return core.dist_allgather(t) end
+
+--- dist.abort(message [, code]): stop every rank now, saying which rank and why.
+function dist.abort(message, code) core.dist_abort(message, code) end
+
+local grad_lists = setmetatable({}, {__mode = "k"})
+
+--- dist.module_buffers(model) -> the model's buffers (batch norm statistics) in the tree's
+--- order, which is the same on every rank.
+function dist.module_buffers(model)
+  local _, tensors = core.nn_core.methods.named_tensors(model.core or model, "buffers")
+  return tensors
+end
+
+--- dist.allreduce_grads(what [, op]): tensors reduced ("sum" by default) in one flat
+--- buffer, one MPI call. what: a module (its parameter gradients), a parameter list with
+--- .grads (those), or a plain list of tensors.
+function dist.allreduce_grads(what, op)
+  local list = what.grads
+  if not list and core.nn_core.is_module(what) then
+    list = grad_lists[what]
+    if not list then
+      list = what:gradients()
+      grad_lists[what] = list
+    end
+  end
+  core.dist_allreduce_many(list or what, op or "sum")
+end
+
+--- dist.broadcast_module(model [, root]): root's parameters and buffers on every rank.
+function dist.broadcast_module(model, root)
+  if info.size == 1 then return end
+  for _, t in ipairs(model:parameters()) do core.dist_broadcast(t, root or 0) end
+  for _, t in ipairs(dist.module_buffers(model)) do core.dist_broadcast(t, root or 0) end
+end
+
+--- first, count = dist.split(n [, rank, size]): the block of n items that `rank` takes
+--- (1-based first): blocks in rank order, the first n % size ranks one item more.
+function dist.split(n, rank, size)
+  rank, size = rank or info.rank, size or info.size
+  local base, extra = n // size, n % size
+  local count = base + (rank < extra and 1 or 0)
+  local first = rank * base + math.min(rank, extra) + 1
+  return first, count
+end
+
+--- dist.sum_numbers({a, b, ...}) -> {Σa, Σb, ...} over ranks, in one call (float32
+--- precision: for metrics; counts are exact up to 2^24).
+function dist.sum_numbers(values)
+  if info.size == 1 then return values end
+  local n = #values
+  local t = core.zeros({n})
+  for i = 1, n do t[i] = values[i] end
+  core.dist_allreduce(t, "sum")
+  local out = {}
+  for i = 1, n do out[i] = t[i] end
+  return out
+end
+
+--- A stand-in for objects only rank 0 keeps (log files, writers): every method does
+--- nothing on other ranks.
+function dist.main_only(make)
+  if info.rank == 0 then return make() end
+  return setmetatable({}, {__index = function() return function() end end, __close = function() end})
+end
+
+return dist

@@ -57,7 +57,8 @@ end
 --- recipes' business), shared-memory copies without ptrace (containers forbid it).
 function M.mpirun(n)
    local build = os.getenv("UMBRA_BUILD") or "build"
-   return string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none "
+   return string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                        .. "OMPI_MCA_btl_vader_single_copy_mechanism=none "
                         .. "mpirun -np %d --oversubscribe --bind-to none %s/umbra", n, build)
 end
 

@@ -5,6 +5,7 @@
 #include "backend.h"
 #include "error.h"
 #include "ops.h"
+#include "ops_int.h"
 
 static const char *binop_names[] = {"add", "sub", "mul", "div", "maximum", "minimum", "pow",
                                     "eq", "ne", "lt", "le", "gt", "ge"};
@@ -55,6 +56,7 @@ int um_binary(um_tensor **out, um_binop op, const um_tensor *a, const um_tensor 
     int rc, nd;
     int64_t size[UM_MAXDIM];
     const char *what = um_binop_name(op);
+    if ((a->dtype == UM_INT64 || b->dtype == UM_INT64) && um_is_comparison(op)) return um_compare_int(out, op, a, b);
     if ((rc = need_float(what, a)) || (rc = need_float(what, b)) || (rc = same_device(what, a, b))) return rc;
     if ((rc = um_broadcast_shape(a, b, &nd, size))) { um_error_prefix(what); return rc; }
     um_tensor *r, va, vb;
@@ -94,6 +96,7 @@ int um_binary_(um_binop op, um_tensor *a, const um_tensor *b) {
 
 int um_binary_scalar(um_tensor **out, um_binop op, const um_tensor *a, double s, int reversed) {
     int rc;
+    if (a->dtype == UM_INT64 && um_is_comparison(op)) return um_compare_int_scalar(out, op, a, s, reversed);
     if ((rc = need_float(um_binop_name(op), a))) return rc;
     um_tensor *r;
     if ((rc = um_tensor_new(&r, UM_FLOAT32, a->ndim, a->size, um_backend_of(a)))) return rc;
@@ -170,9 +173,9 @@ int um_axpy_(um_tensor *a, double alpha, const um_tensor *b) {
     return rc;
 }
 
-/* Shape of a reduction over dim of a (outer, n, inner). */
-static int reduce_plan(const char *what, const um_tensor *a, int dim, int keepdim, int *nd, int64_t *size,
-                       int64_t *outer, int64_t *n, int64_t *inner) {
+/* Shape of a reduction over dim of a (outer, n, inner); ops_int.c shares it. */
+int um_reduce_plan(const char *what, const um_tensor *a, int dim, int keepdim, int *nd, int64_t *size,
+                   int64_t *outer, int64_t *n, int64_t *inner) {
     if (dim >= a->ndim)
         return um_fail(UM_EINVAL, "%s: dimension %d out of range for a %d-dimensional tensor", what, dim + 1, a->ndim);
     if (dim < 0) {
@@ -197,7 +200,8 @@ int um_reduce(um_tensor **out, um_redop op, const um_tensor *a, int dim, int kee
     int rc, nd;
     int64_t size[UM_MAXDIM], outer, n, inner;
     const char *what = redop_names[op];
-    if ((rc = need_float(what, a)) || (rc = reduce_plan(what, a, dim, keepdim, &nd, size, &outer, &n, &inner))) return rc;
+    if (a->dtype == UM_INT64) return um_reduce_int(out, op, a, dim, keepdim);
+    if ((rc = need_float(what, a)) || (rc = um_reduce_plan(what, a, dim, keepdim, &nd, size, &outer, &n, &inner))) return rc;
     if (n == 0 && (op == UM_MAX || op == UM_MIN)) return um_fail(UM_EINVAL, "%s: the reduced dimension is empty", what);
     um_tensor *c, *r;
     if ((rc = um_contiguous(&c, (um_tensor *)a))) return rc;
@@ -213,7 +217,7 @@ static int arg_extreme(um_tensor **out, int want_max, const um_tensor *a, int di
     int rc, nd;
     int64_t size[UM_MAXDIM], outer, n, inner;
     const char *what = want_max ? "argmax" : "argmin";
-    if ((rc = need_float(what, a)) || (rc = reduce_plan(what, a, dim, keepdim, &nd, size, &outer, &n, &inner))) return rc;
+    if ((rc = need_float(what, a)) || (rc = um_reduce_plan(what, a, dim, keepdim, &nd, size, &outer, &n, &inner))) return rc;
     if (n == 0) return um_fail(UM_EINVAL, "%s: the reduced dimension is empty", what);
     um_tensor *c, *r;
     if ((rc = um_contiguous(&c, (um_tensor *)a))) return rc;
@@ -271,7 +275,7 @@ static int softmax_common(um_tensor **out, const um_tensor *a, int dim, int log_
     if ((rc = need_float(what, a))) return rc;
     if (dim < 0 || dim >= a->ndim)
         return um_fail(UM_EINVAL, "%s: dimension %d out of range for a %d-dimensional tensor", what, dim + 1, a->ndim);
-    if ((rc = reduce_plan(what, a, dim, 1, &nd, size, &outer, &n, &inner))) return rc;
+    if ((rc = um_reduce_plan(what, a, dim, 1, &nd, size, &outer, &n, &inner))) return rc;
     um_tensor *c, *r;
     if ((rc = um_contiguous(&c, (um_tensor *)a))) return rc;
     if (!(rc = um_tensor_new(&r, UM_FLOAT32, a->ndim, a->size, um_backend_of(a)))) {

@@ -233,6 +233,9 @@ static int run_forward(um_module *m, um_tensor *x, int top) {
 /* What a backward of m with input x and output gradient gy needs: a forward of that shape. */
 static int check_backward(um_module *m, um_tensor *x, um_tensor *gy) {
     char a[64], b[64];
+    if (m->forward_failed)
+        return um_fail(UM_EINVAL, "%s: backward after a forward that failed (its layers may hold that "
+                       "input's state): run forward again first", m->ops->type);
     if (!m->output || m->in_ndim < 0)
         return um_fail(UM_EINVAL, "%s: backward before forward", m->ops->type);
     int rc = um_module_check_input(m, x, "input");
@@ -255,7 +258,12 @@ static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
 
 int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
     path_prefixed = 0;
-    int rc = run_forward(m, x, 1);
+    /* A refused input changes nothing; one accepted and then failing inside leaves the
+     * layers part-way, so their state no longer matches the last good forward. */
+    int rc = um_module_check_input(m, x, "input");
+    if (rc) return rc;
+    rc = run_forward(m, x, 1);
+    m->forward_failed = rc != UM_OK;
     if (rc) return rc;
     *y = m->output;
     return UM_OK;

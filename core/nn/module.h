@@ -62,6 +62,7 @@ struct um_module {
     um_tensor *output, *grad_input;     /* results of the last forward / backward */
     int64_t in_shape[UM_MAXDIM];        /* input shape of the last forward (for summaries) */
     int in_ndim;                        /* -1 before the first forward */
+    int forward_failed;                 /* the last forward from outside raised an error */
 };
 
 /* ---- using modules ---- */

@@ -5,6 +5,7 @@
 -- generator (needed for the random start). The whole attack runs in C with the model in
 -- evaluation mode; the model's mode, parameters, gradients and statistics are unchanged.
 local core = require "umbra.core"
+local nn = require "umbra.nn"
 
 local attack = {}
 
@@ -27,7 +28,8 @@ function attack.pgd(model, x, opts)
   if random_start and not opts.generator then
     error("attack.pgd: the random start needs opts.generator (umbra.Generator(seed)), or random_start = false", 2)
   end
-  local module = model.core or model
+  -- a C module, or a Lua table that wraps one as .core
+  local module = nn.is_module(model) and model or model.core
   return core.pgd(module, x, {
     objective = objective, eps = eps, step = step, steps = steps,
     norm = (norm == 2) and 2 or 0, random_start = random_start,

@@ -19,13 +19,30 @@ local Module = {}
 for name, f in pairs(C.methods) do Module[name] = f end
 
 local mt = C.metatable
+-- m.name / m[i]: a method, else a child, else one of m's own parameters (m.weight,
+-- m.bias); any other name is an error that suggests the nearest method or child.
 mt.__index = function(self, key)
   local method = Module[key]
   if method ~= nil then return method end
-  if type(key) == "number" or type(key) == "string" then return C.methods.child(self, key) end
-  return nil
+  if type(key) ~= "number" and type(key) ~= "string" then return nil end
+  local child = C.methods.child(self, key)
+  if child ~= nil or type(key) == "number" then return child end
+  local paths, params = C.methods.named_tensors(self, "params")
+  for i, path in ipairs(paths) do
+    if path == key then return params[i] end
+  end
+  local names = {}
+  for name in pairs(Module) do names[#names + 1] = name end
+  for i = 1, C.methods.num_children(self) do names[#names + 1] = C.methods.child_name(self, i) end
+  for _, path in ipairs(paths) do
+    if not path:find(".", 1, true) then names[#names + 1] = path end
+  end
+  error(string.format("no method, child or parameter '%s' on umbra.Module (%s)%s", key, self:type(),
+                require("umbra.suggest").did_you_mean(key, names)), 2)
 end
 mt.__len = function(self) return C.methods.num_children(self) end
+--- model(x) is model:forward(x)
+mt.__call = function(self, x) return C.methods.forward(self, x) end
 
 -- ---- options -------------------------------------------------------------------------
 
@@ -37,7 +54,7 @@ local function generator_of(opts, who)
         error(who .. ": opts.generator must be an umbra.Generator", 3)
       end
       return opts.generator
-    end
+      end
     if opts.seed ~= nil then return core.Generator(opts.seed) end
   end
   error(who .. ": weights need a generator: pass {generator = umbra.Generator(seed)} or {seed = n}", 3)
@@ -82,7 +99,7 @@ function nn.Conv2d(c_in, c_out, kernel, opts)
   local sh, sw = pair(o.stride or 1, "nn.Conv2d", "stride")
   local mode, t, b, l, r = padding_of(o.padding, "nn.Conv2d")
   return C.conv2d(c_in, c_out, kh, kw, sh, sw, mode, t, b, l, r, o.bias ~= false,
-                  generator_of(opts, "nn.Conv2d"))
+             generator_of(opts, "nn.Conv2d"))
 end
 
 local function pool(ctor, who)
@@ -124,7 +141,7 @@ local function check_child(m, who, i)
   if C.is_module(m) then return m end
   if type(m) == "table" then
     error(string.format("%s: entry %d is a Lua table; C containers take only C modules (umbra.nn "
-                        .. "layers). Run a Lua module outside the container", who, i), 3)
+                  .. "layers). Run a Lua module outside the container", who, i), 3)
   end
   error(string.format("%s: entry %d is not a module (got %s)", who, i, type(m)), 3)
 end
@@ -165,10 +182,19 @@ function nn.is_module(x) return C.is_module(x) end
 -- ---- module methods ------------------------------------------------------------------
 
 --- m:backward(x, gy [, {input_grad = false}]) -> gx (nil when input_grad is false)
+--- Gradients accumulate: backward adds to the parameters' gradients (call
+--- m:zero_grad() before each step).
+local backward_count = 0
 function Module:backward(x, gy, opts)
   local want = not (type(opts) == "table" and opts.input_grad == false)
-  return C.methods.backward(self, x, gy, want)
+  local gx = C.methods.backward(self, x, gy, want)
+  backward_count = backward_count + 1
+  return gx
 end
+
+--- nn.backward_count() -> how many m:backward calls have succeeded in this process (the
+--- optimisers use it to warn about a step without a backward)
+function nn.backward_count() return backward_count end
 
 function Module:evaluate() return C.methods.train(self, false) end
 
@@ -251,7 +277,7 @@ local function rows(m, label, in_shape, depth, out)
   local own = C.methods.num_children(m) == 0
   local count = C.methods.num_elements(m, "params", own)
   out[#out + 1] = {string.rep("  ", depth) .. label .. m:describe(), shape_text(shape),
-                   count > 0 and thousands(count) or ""}
+              count > 0 and thousands(count) or ""}
   local kind = m:type()
   if kind == "Sequential" then
     local cur = in_shape
@@ -262,7 +288,7 @@ local function rows(m, label, in_shape, depth, out)
         local ok, s = pcall(C.methods.out_shape, child, cur)
         cur = ok and s or nil
       end
-    end
+      end
   elseif kind == "Residual" then
     local p = in_shape
     local pre = C.methods.child(m, "pre")
@@ -272,7 +298,7 @@ local function rows(m, label, in_shape, depth, out)
         local ok, s = pcall(C.methods.out_shape, pre, p)
         p = ok and s or nil
       end
-    end
+      end
     rows(C.methods.child(m, "main"), "(main) ", p, depth + 1, out)
     rows(C.methods.child(m, "shortcut"), "(shortcut) ", p, depth + 1, out)
   end
@@ -293,7 +319,7 @@ function Module:summary(input_shape)
     lines[i] = (string.format("%-" .. w1 .. "s  %-" .. w2 .. "s  %12s", row[1], row[2], row[3]):gsub("%s+$", ""))
   end
   lines[#lines + 1] = string.format("%s parameters, %s in buffers", thousands(self:num_parameters()),
-                                    thousands(C.methods.num_elements(self, "buffers")))
+                         thousands(C.methods.num_elements(self, "buffers")))
   return table.concat(lines, "\n")
 end
 
@@ -323,8 +349,23 @@ nn.MaxConf = criterion("max_conf", "MaxConf")
 --- nn.UniformConf: cross-entropy to the uniform distribution
 nn.UniformConf = criterion("uniform_conf", "UniformConf")
 
+-- Class indices must be int64: a float32 vector is the most common slip (PyTorch users
+-- write labels as floats by accident); float rows (n, k) are probability targets.
+local function check_target(self, target)
+  if self.kind ~= "cross_entropy" then return end
+  if target == nil then error("nn.CrossEntropy: labels are missing (int64 class indices 1..K)", 3) end
+  if not core.is_tensor(target) then
+    error(string.format("nn.CrossEntropy: labels must be int64 class indices 1..K (got a %s)", type(target)), 3)
+  end
+  if target:dtype() ~= "int64" and target:dim() == 1 then
+    error(string.format("nn.CrossEntropy: labels must be int64 class indices 1..K (got %s); "
+                  .. "umbra.tensor(list, \"int64\") makes them", target:dtype()), 3)
+  end
+end
+
 --- crit:forward(logits [, target]) -> number (mean/sum) or per-example tensor (none)
 function Criterion:forward(logits, target)
+  check_target(self, target)
   if self.reduction == "none" then return C.loss_forward(self.kind, logits, target) end
   return C.loss_value(self.kind, logits, target, self.reduction)
 end
@@ -332,7 +373,13 @@ end
 --- crit:backward(logits, target [, scale | weights [, out]]) -> gradient (n, k) of the
 --- reduced loss times scale, or of sum_i weights_i L_i when weights (n) is a tensor.
 --- out: a tensor of the logits' shape (e.g. a view of a larger gradient) to write into.
+--- MaxConf and UniformConf take no target: crit:backward(logits [, scale | weights [, out]])
+--- (a nil in the target's place is accepted too).
 function Criterion:backward(logits, target, arg, out)
+  if self.kind ~= "cross_entropy" and target ~= nil then
+    target, arg, out = nil, target, arg
+  end
+  check_target(self, target)
   local scale, w = 1.0, nil
   if type(arg) == "number" then scale = arg elseif arg ~= nil then w = arg end
   return C.loss_backward(self.kind, logits, target, self.reduction, scale, w, out)

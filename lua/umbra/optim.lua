@@ -41,8 +41,10 @@ local function grads_of(params, who)
   return params.grads
 end
 
+local nn = require "umbra.nn"
+
 local function new(c, params)
-  return setmetatable({_c = c, params = params}, Optimizer)
+  return setmetatable({_c = c, params = params, _backwards = nn.backward_count()}, Optimizer)
 end
 
 --- optim.SGD(params, {lr = 0.01, momentum = 0, nesterov = false}) (TF MomentumOptimizer:
@@ -60,8 +62,20 @@ function optim.Adam(params, opts)
                     opts.beta2 or 0.999, opts.eps or 1e-8), params)
 end
 
---- opt:step() applies one update with the current gradients.
-function Optimizer:step() self._c:step() end
+--- opt:step() applies one update with the current gradients. A step with no
+--- model:backward since the last one (or since the optimiser was made) warns once: the
+--- gradients it applies are stale or zero.
+function Optimizer:step()
+  local count = nn.backward_count()
+  if count == self._backwards and not self._warned then
+    rawset(self, "_warned", true)
+    io.stderr:write("umbra: warning: opt:step() with no model:backward() since the last step; it applies "
+               .. "the same (or zero) gradients again. Each step: model:zero_grad(), forward, "
+               .. "criterion backward, model:backward(x, grad), opt:step()\n")
+  end
+  rawset(self, "_backwards", count)
+  self._c:step()
+end
 
 --- opt:steps() -> number of steps taken (TF's global step for this optimiser)
 function Optimizer:steps() return self._c:get().step end

@@ -1,5 +1,6 @@
 /* Tensor operations against hand-computed values: broadcasting, scalars, unary maths,
  * reductions, argmax, matmul/addmm, softmax; error messages; strided inputs. */
+#include <string.h>
 #include "check_main.h"
 
 static um_tensor *from(int ndim, const int64_t *size, const float *v) {
@@ -195,6 +196,42 @@ START_TEST(dtype_and_device_errors) {
 }
 END_TEST
 
+/* int64 labels against predictions: exact masks (also past 2^24) and exact int64 sums. */
+START_TEST(int64_compare_and_sum) {
+    int64_t s[2] = {2, 2}, row[1] = {2};
+    um_tensor *a, *b, *r, *t;
+    ck_ok(um_tensor_new(&a, UM_INT64, 2, s, NULL));
+    ck_ok(um_tensor_new(&b, UM_INT64, 1, row, NULL));
+    const int64_t av[4] = {1, 16777217, 3, 16777216}, bv[2] = {1, 16777216};
+    memcpy(um_i64(a), av, sizeof av);
+    memcpy(um_i64(b), bv, sizeof bv);
+    ck_ok(um_binary(&r, UM_EQ, a, b));   /* b broadcast over rows */
+    ck_assert_int_eq(r->dtype, UM_FLOAT32);
+    ck_assert(um_f32(r)[0] == 1 && um_f32(r)[1] == 0 && um_f32(r)[2] == 0 && um_f32(r)[3] == 1);
+    um_tensor_release(r);
+    ck_ok(um_binary_scalar(&r, UM_GT, a, 2.0, 0));
+    ck_assert(um_f32(r)[0] == 0 && um_f32(r)[1] == 1 && um_f32(r)[2] == 1 && um_f32(r)[3] == 1);
+    um_tensor_release(r);
+    ck_ok(um_binary_scalar(&r, UM_GT, a, 2.0, 1));   /* 2 > a */
+    ck_assert(um_f32(r)[0] == 1 && um_f32(r)[1] == 0 && um_f32(r)[2] == 0 && um_f32(r)[3] == 0);
+    um_tensor_release(r);
+    ck_ok(um_reduce(&r, UM_SUM, a, -1, 0));
+    ck_assert_int_eq(r->dtype, UM_INT64);
+    ck_assert_int_eq(um_i64(r)[0], 1 + 16777217 + 3 + 16777216);
+    um_tensor_release(r);
+    ck_ok(um_reduce(&t, UM_MAX, a, 0, 0));
+    ck_assert(um_i64(t)[0] == 3 && um_i64(t)[1] == 16777217);
+    um_tensor_release(t);
+    ck_ok(um_reduce(&t, UM_MEAN, a, 1, 1));
+    ck_assert_int_eq(t->dtype, UM_FLOAT32);
+    ck_assert_int_eq(t->ndim, 2);
+    ck_close(um_f32(t)[0], 8388609.0, 1);
+    um_tensor_release(t);
+    ck_fails(um_binary(&r, UM_SUB, a, b), UM_EINVAL);
+    um_tensor_release(a); um_tensor_release(b);
+}
+END_TEST
+
 START_TEST(threads) {
     um_set_num_threads(2);
     ck_assert_int_eq(um_get_num_threads(), 2);
@@ -213,6 +250,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, matmul_and_addmm);
     tcase_add_test(tc, softmax_stable);
     tcase_add_test(tc, dtype_and_device_errors);
+    tcase_add_test(tc, int64_compare_and_sum);
     tcase_add_test(tc, threads);
     suite_add_tcase(s, tc);
     return s;

@@ -9,8 +9,13 @@ CUDA_HOME ?= /usr/local/cuda
 # CUDA=1 when nvcc and cuDNN's header are there (or given: make CUDA=1 CUDA_CFLAGS=-I...)
 CUDA ?= $(shell test -x $(CUDA_HOME)/bin/nvcc && test -f $(CUDA_HOME)/include/cudnn.h && echo 1 || echo 0)
 
+# `make DEPS_STATUS=0` skips the check (scripts/gpu-check builds offline against its own
+# prefix): GNU make still runs the $(shell) of an assignment the command line overrides,
+# so the assignment is made only when the variable comes from nowhere else.
 ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifeq ($(origin DEPS_STATUS),undefined)
 DEPS_STATUS := $(shell scripts/ensure-deps >&2; echo $$?)
+endif
 ifneq ($(DEPS_STATUS),0)
 $(error missing dependencies (see above))
 endif

@@ -232,13 +232,15 @@ static int arg_extreme(um_tensor **out, int want_max, const um_tensor *a, int di
 int um_argmax(um_tensor **out, const um_tensor *a, int dim, int keepdim) { return arg_extreme(out, 1, a, dim, keepdim); }
 int um_argmin(um_tensor **out, const um_tensor *a, int dim, int keepdim) { return arg_extreme(out, 0, a, dim, keepdim); }
 
-double um_sum_all(const um_tensor *a) {
+int um_sum_all(const um_tensor *a, double *sum) {
     um_tensor *r;
-    if (um_reduce(&r, UM_SUM, a, -1, 0)) return 0.0 / 0.0;
-    float v;
-    um_backend_of(r)->to_host(&v, um_f32(r), sizeof v);
+    int rc = um_reduce(&r, UM_SUM, a, -1, 0);
+    if (rc) return rc;
+    float v = 0.0f;
+    rc = um_backend_of(r)->to_host(&v, um_f32(r), sizeof v);   /* a device fault shows here */
     um_tensor_release(r);
-    return v;
+    if (!rc) *sum = v;
+    return rc;
 }
 
 int um_addmm(um_tensor **out, const um_tensor *c, const um_tensor *a, const um_tensor *b, double beta, double alpha) {

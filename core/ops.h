@@ -34,7 +34,8 @@ int um_axpy_(um_tensor *a, double alpha, const um_tensor *b);
 int um_reduce(um_tensor **out, um_redop op, const um_tensor *a, int dim, int keepdim);
 int um_argmax(um_tensor **out, const um_tensor *a, int dim, int keepdim); /* int64; dim < 0: flat index */
 int um_argmin(um_tensor **out, const um_tensor *a, int dim, int keepdim);
-double um_sum_all(const um_tensor *a);
+/* The sum of every element (float32), read back to the host; errors of the device pass up. */
+int um_sum_all(const um_tensor *a, double *sum);
 
 /* Linear algebra (2-D float32). out = beta*c + alpha*op(a) op(b) */
 int um_matmul(um_tensor **out, const um_tensor *a, const um_tensor *b);

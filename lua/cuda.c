@@ -32,16 +32,25 @@ static int l_device_name(lua_State *L) {
     return 1;
 }
 
+/* The library when it is loaded and has a device; NULL otherwise, without loading it: a
+ * run that never asked for "cuda" has no device work to wait for or memory to count. */
+static const um_cuda_api *loaded_with_device(void) {
+    const um_cuda_api *api = um_cuda_if_loaded();
+    return api && api->backend() ? api : NULL;
+}
+
 /* Waits for queued device work (timings, and where a fault in a kernel shows); a no-op
  * without a device, so that timing code runs unchanged on the CPU. */
 static int l_synchronize(lua_State *L) {
-    if (cuda_or_null() && um_cuda()->synchronize() != UM_OK) return um_lua_raise(L, "cuda.synchronize");
+    const um_cuda_api *api = loaded_with_device();
+    if (api && api->synchronize() != UM_OK) return um_lua_raise(L, "cuda.synchronize");
     return 0;
 }
 
 static int l_memory(lua_State *L) {
     int64_t in_use = 0, cached = 0, peak = 0;
-    if (cuda_or_null()) um_cuda()->memory(&in_use, &cached, &peak);
+    const um_cuda_api *api = loaded_with_device();
+    if (api) api->memory(&in_use, &cached, &peak);
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)in_use);
     lua_setfield(L, -2, "in_use");
@@ -54,7 +63,8 @@ static int l_memory(lua_State *L) {
 
 static int l_empty_cache(lua_State *L) {
     (void)L;
-    if (cuda_or_null()) um_cuda()->empty_cache();
+    const um_cuda_api *api = loaded_with_device();
+    if (api) api->empty_cache();
     return 0;
 }
 

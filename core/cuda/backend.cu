@@ -9,11 +9,37 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cuda_backend.h"
 
+/* UMBRA_CUDA_SYNC=1: wait after every kernel launch, so that a fault is reported with the
+ * kernel that made it (compute-sanitizer may not be on the machine); read at start-up. */
+static int sync_each_launch;
+
+/* Errors that an earlier kernel leaves for whatever call comes next. */
+static int is_kernel_fault(cudaError_t e) {
+    return e == cudaErrorIllegalAddress || e == cudaErrorLaunchFailure || e == cudaErrorMisalignedAddress ||
+           e == cudaErrorIllegalInstruction || e == cudaErrorInvalidPc || e == cudaErrorHardwareStackError ||
+           e == cudaErrorAssert || e == cudaErrorLaunchTimeout;
+}
+
 int um_cu_fail_cuda(cudaError_t e, const char *call, const char *file, int line) {
-    return um_fail(UM_EDEVICE, "cuda: %s failed: %s (%s) at %s:%d", call, cudaGetErrorString(e), cudaGetErrorName(e),
-                   file, line);
+    return um_fail(UM_EDEVICE, "cuda: %s failed: %s (%s) at %s:%d%s", call, cudaGetErrorString(e), cudaGetErrorName(e),
+                   file, line,
+                   is_kernel_fault(e) && !sync_each_launch
+                       ? "; a fault in an earlier kernel shows here: run with UMBRA_CUDA_SYNC=1 to name it"
+                       : "");
+}
+
+int um_cu_launched(const char *kernel, const char *file, int line) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return um_fail(UM_EDEVICE, "cuda: kernel %s did not launch: %s (%s) at %s:%d", kernel, cudaGetErrorString(e),
+                       cudaGetErrorName(e), file, line);
+    if (sync_each_launch && (e = cudaDeviceSynchronize()) != cudaSuccess)
+        return um_fail(UM_EDEVICE, "cuda: kernel %s failed: %s (%s) at %s:%d (UMBRA_CUDA_SYNC=1)", kernel,
+                       cudaGetErrorString(e), cudaGetErrorName(e), file, line);
+    return UM_OK;
 }
 
 static const char *cublas_status_text(cublasStatus_t s) {
@@ -151,18 +177,27 @@ static const void *cuda_kernels(const char *concern) {
     return NULL;
 }
 
+static char no_device[512];   /* why there is no "cuda": the failing call and its error */
+
+static void keep_reason(const char *call, cudaError_t e) {
+    snprintf(no_device, sizeof no_device, "%s: %s (%s)", call, cudaGetErrorName(e), cudaGetErrorString(e));
+    cudaGetLastError();   /* no driver or no device: not an error, just no "cuda" */
+}
+
 static void init_backend(void) {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1) {
-        cudaGetLastError();   /* no driver or no device: not an error, just no "cuda" */
+    const char *sync = getenv("UMBRA_CUDA_SYNC");
+    sync_each_launch = sync && *sync && strcmp(sync, "0") != 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) return keep_reason("cudaGetDeviceCount", e);
+    if (n < 1) {
+        snprintf(no_device, sizeof no_device, "cudaGetDeviceCount reports 0 devices");
         return;
     }
     cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) snprintf(device_name, sizeof device_name, "%s", prop.name);
-    if (cudaSetDevice(0) != cudaSuccess) {
-        cudaGetLastError();
-        return;
-    }
+    if ((e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess) return keep_reason("cudaGetDeviceProperties", e);
+    snprintf(device_name, sizeof device_name, "%s", prop.name);
+    if ((e = cudaSetDevice(0)) != cudaSuccess) return keep_reason("cudaSetDevice(0)", e);
     um_backend *be = &cuda_backend;
     be->name = "cuda";
     be->is_host = 0;
@@ -210,9 +245,15 @@ extern "C" int um_cuda_synchronize(void) {
     return UM_OK;
 }
 
+static const char *why_no_device(void) {
+    pthread_once(&init_once, init_backend);
+    return device_count > 0 ? "" : no_device;
+}
+
 /* The table core/cuda/cuda_load.c asks for after loading this library. */
 extern "C" const um_cuda_api *um_cuda_entry(void) {
-    static const um_cuda_api table = {um_cuda_backend, um_cuda_device_count, um_cuda_device_name,
-                                      um_cuda_synchronize, um_cuda_memory, um_cuda_empty_cache};
+    static const um_cuda_api table = {UM_CUDA_ABI_VERSION, (int)sizeof(um_cuda_api), um_cuda_backend,
+                                      um_cuda_device_count, um_cuda_device_name, um_cuda_synchronize,
+                                      um_cuda_memory, um_cuda_empty_cache, why_no_device};
     return &table;
 }

@@ -1,17 +1,29 @@
 /* CUDA 2-D convolution through cuDNN (cross-correlation, NCHW, FP32 with CUDNN_FMA_MATH so
  * no TF32 tensor cores): forward, backward-data and backward-filter. Per geometry a plan
- * keeps the descriptors and, chosen on first use by cudnnFind* (or the _v7 heuristics
- * when Find fails), the fastest algorithm of each pass, preferring deterministic ones.
- * One scratch buffer, shared by all calls, holds the cuDNN workspace.
+ * keeps the descriptors and, from cudnnFind* (or the _v7 heuristics when Find fails), the
+ * candidate algorithms of each pass: it runs the fastest whose workspace is within a cap
+ * (UMBRA_CUDA_WORKSPACE_MB, default 1024, and at most half the free device memory),
+ * preferring deterministic ones, and when that workspace cannot be allocated it moves to
+ * the best one needing less (core/cuda/cudnn_choice.h). One scratch buffer, shared by all
+ * calls, holds the cuDNN workspace.
  * cuDNN pads symmetrically; TF `same` padding at stride 2 pads one more cell at the bottom
  * and right. When the symmetric padding does not give the wanted output size, the input
  * is padded explicitly (own kernel) into the scratch buffer and cuDNN runs unpadded; the
  * input gradient is then computed for the padded image and cropped. Bias: own kernels. */
-#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cuda_backend.h"
+#include "cudnn_choice.h"
 
 #define MAX_PLANS 64
+#define MAX_ALGOS 16
+
+/* The candidates of one pass (fastest first) and the one in use. */
+typedef struct {
+    int have, count, chosen;
+    int algo[MAX_ALGOS];
+    um_cudnn_algo info[MAX_ALGOS];
+} choice;
 
 typedef struct {
     um_window2d g;          /* the key */
@@ -20,11 +32,7 @@ typedef struct {
     cudnnTensorDescriptor_t x, y;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
-    int have_fwd, have_bwd_data, have_bwd_filter;
-    cudnnConvolutionFwdAlgo_t fwd;
-    cudnnConvolutionBwdDataAlgo_t bwd_data;
-    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    size_t fwd_ws, bwd_data_ws, bwd_filter_ws;
+    choice fwd, bwd_data, bwd_filter;
 } plan;
 
 static plan plans[MAX_PLANS];
@@ -43,8 +51,6 @@ void um_cu_conv_release(void) {
     n_plans = 0;
 }
 
-static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
-
 static int build_plan(plan *p, const um_window2d *g) {
     memset(p, 0, sizeof *p);
     p->g = *g;
@@ -56,10 +62,8 @@ static int build_plan(plan *p, const um_window2d *g) {
     p->hp = p->explicit_pad ? (g->oh - 1) * g->sh + g->kh : g->h;
     p->wp = p->explicit_pad ? (g->ow - 1) * g->sw + g->kw : g->w;
     int ph = p->explicit_pad ? 0 : (int)g->pad_top, pw = p->explicit_pad ? 0 : (int)g->pad_left;
-    if (!fits_int(g->n) || !fits_int(g->c) || !fits_int(g->c_out) || !fits_int(p->hp) || !fits_int(p->wp) ||
-        !fits_int(g->oh) || !fits_int(g->ow) || !fits_int(g->kh) || !fits_int(g->kw) || !fits_int(g->sh) ||
-        !fits_int(g->sw) || !fits_int(g->pad_top) || !fits_int(g->pad_left))
-        return um_fail(UM_ENOTIMPL, "cuda conv2d: sizes exceed cuDNN's 32-bit dimensions");
+    char why[192];
+    if (um_cudnn_too_big(g, p->hp, p->wp, why, sizeof why)) return um_fail(UM_ENOTIMPL, "cuda conv2d: %s", why);
     UM_CUDNN(cudnnCreateTensorDescriptor(&p->x));
     UM_CUDNN(cudnnCreateTensorDescriptor(&p->y));
     UM_CUDNN(cudnnCreateFilterDescriptor(&p->w));
@@ -105,71 +109,74 @@ static int get_plan(const um_window2d *g, plan **out) {
     return UM_OK;
 }
 
-/* Choose from perf results (fastest first): successful, no tensor-op math, deterministic
- * if any such is there. Returns the index, or -1. */
-template <typename Perf>
-static int choose(const Perf *perf, int count) {
-    int any = -1;
-    for (int i = 0; i < count; i++) {
-        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].mathType == CUDNN_TENSOR_OP_MATH ||
-            perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
-            continue;
-        if (perf[i].determinism == CUDNN_DETERMINISTIC) return i;
-        if (any < 0) any = i;
-    }
-    return any;
+/* The most workspace a convolution may ask for: UMBRA_CUDA_WORKSPACE_MB (default 1024 MiB)
+ * and at most half the device memory free now. */
+static size_t workspace_cap(void) {
+    const char *env = getenv("UMBRA_CUDA_WORKSPACE_MB");
+    size_t cap = (size_t)(env && *env ? atol(env) : 1024) << 20, free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 2 < cap) cap = free_b / 2;
+    cudaGetLastError();
+    return cap;
 }
 
-#define FIND_OR_GUESS(kind, PerfT, COUNT, find_call, get_call, algo_field, ws_field)                              \
-    do {                                                                                                        \
-        PerfT perf[COUNT];                                                                                      \
-        int count = 0, pick = -1;                                                                               \
-        if (find_call == CUDNN_STATUS_SUCCESS) pick = choose(perf, count);                                      \
-        if (pick < 0) {                                                                                         \
-            cudaGetLastError(); /* a failed Find may leave an allocation error behind */                         \
-            UM_CUDNN(get_call);                                                                                 \
-            pick = choose(perf, count);                                                                         \
-        }                                                                                                       \
-        if (pick < 0) return um_fail(UM_EDEVICE, "cudnn: no usable " kind " algorithm for this convolution");   \
-        p->algo_field = perf[pick].algo;                                                                        \
-        p->ws_field = perf[pick].memory;                                                                        \
+/* Keep cuDNN's results as the candidates and pick the one to run. */
+template <typename Perf>
+static int take(choice *c, const Perf *perf, int count, const char *kind) {
+    c->count = count < MAX_ALGOS ? count : MAX_ALGOS;
+    for (int i = 0; i < c->count; i++) {
+        c->algo[i] = (int)perf[i].algo;
+        c->info[i].ok = perf[i].status == CUDNN_STATUS_SUCCESS;
+        c->info[i].tensor_math =
+            perf[i].mathType == CUDNN_TENSOR_OP_MATH || perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+        c->info[i].deterministic = perf[i].determinism == CUDNN_DETERMINISTIC;
+        c->info[i].memory = perf[i].memory;
+    }
+    size_t cap = workspace_cap();
+    c->chosen = um_cudnn_pick(c->info, c->count, cap);
+    if (c->chosen < 0)
+        return um_fail(UM_EDEVICE, "cudnn: no usable %s algorithm for this convolution within a workspace of %zu bytes",
+                       kind, cap);
+    c->have = 1;
+    return UM_OK;
+}
+
+/* Find (which times the algorithms), else the heuristics when Find fails or offers none
+ * that fits. */
+#define FIND_OR_GUESS(kind, PerfT, COUNT, find_call, get_call)                                      \
+    do {                                                                                            \
+        PerfT perf[COUNT];                                                                          \
+        int count = 0;                                                                              \
+        if (find_call == CUDNN_STATUS_SUCCESS && take(c, perf, count, kind) == UM_OK) return UM_OK; \
+        cudaGetLastError(); /* a failed Find may leave an allocation error behind */                \
+        UM_CUDNN(get_call);                                                                         \
+        return take(c, perf, count, kind);                                                          \
     } while (0)
 
 static int choose_fwd(cudnnHandle_t h, plan *p) {
+    choice *c = &p->fwd;
     FIND_OR_GUESS("forward", cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                   cudnnFindConvolutionForwardAlgorithm(h, p->x, p->w, p->conv, p->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                        &count, perf),
                   cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->conv, p->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                         &count, perf),
-                  fwd, fwd_ws);
-    UM_CUDNN(cudnnGetConvolutionForwardWorkspaceSize(h, p->x, p->w, p->conv, p->y, p->fwd, &p->fwd_ws));
-    p->have_fwd = 1;
-    return UM_OK;
+                                                         &count, perf));
 }
 
 static int choose_bwd_data(cudnnHandle_t h, plan *p) {
+    choice *c = &p->bwd_data;
     FIND_OR_GUESS("backward-data", cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                   cudnnFindConvolutionBackwardDataAlgorithm(h, p->w, p->y, p->conv, p->x,
                                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf),
                   cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->conv, p->x,
-                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf),
-                  bwd_data, bwd_data_ws);
-    UM_CUDNN(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w, p->y, p->conv, p->x, p->bwd_data, &p->bwd_data_ws));
-    p->have_bwd_data = 1;
-    return UM_OK;
+                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
 }
 
 static int choose_bwd_filter(cudnnHandle_t h, plan *p) {
+    choice *c = &p->bwd_filter;
     FIND_OR_GUESS("backward-filter", cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                   cudnnFindConvolutionBackwardFilterAlgorithm(h, p->x, p->y, p->conv, p->w,
                                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf),
                   cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv, p->w,
-                                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf),
-                  bwd_filter, bwd_filter_ws);
-    UM_CUDNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x, p->y, p->conv, p->w, p->bwd_filter,
-                                                            &p->bwd_filter_ws));
-    p->have_bwd_filter = 1;
-    return UM_OK;
+                                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
 }
 
 /* xp (n, c, hp, wp) <- x (n, c, h, w) placed at (pad_top, pad_left), zeros around; rows
@@ -195,14 +202,22 @@ __global__ void crop_kernel(float *gx, const float *gxp, int64_t h, int64_t w, i
 
 static size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
-/* Scratch layout: [padded image | cuDNN workspace]. */
-static int scratch_for(const plan *p, size_t ws, float **padded, void **work) {
+/* Scratch layout: [padded image | cuDNN workspace of the chosen algorithm]. When that
+ * cannot be allocated, move to the best algorithm needing less workspace and try again. */
+static int scratch_for(const plan *p, choice *c, float **padded, void **work) {
     size_t pad_bytes = p->explicit_pad ? align256((size_t)(p->g.n * p->g.c * p->hp * p->wp) * sizeof(float)) : 0;
     void *base;
-    UM_TRY(um_cu_scratch(&base, pad_bytes + ws));
-    *padded = p->explicit_pad ? (float *)base : NULL;
-    *work = ws ? (char *)base + pad_bytes : NULL;
-    return UM_OK;
+    for (;;) {
+        size_t ws = c->info[c->chosen].memory;
+        int rc = um_cu_scratch(&base, pad_bytes + ws), next;
+        if (rc == UM_OK) {
+            *padded = p->explicit_pad ? (float *)base : NULL;
+            *work = ws ? (char *)base + pad_bytes : NULL;
+            return UM_OK;
+        }
+        if (rc != UM_ENOMEM || (next = um_cudnn_smaller(c->info, c->count, c->chosen)) < 0) return rc;
+        c->chosen = next;
+    }
 }
 
 static int pad_input(const plan *p, const float *x, float *xp) {
@@ -226,18 +241,19 @@ int um_cu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_tens
     plan *p;
     UM_TRY(um_cu_cudnn(&h));
     UM_TRY(get_plan(g, &p));
-    if (!p->have_fwd) UM_TRY(choose_fwd(h, p));
+    if (!p->fwd.have) UM_TRY(choose_fwd(h, p));
     float *xp;
     void *ws;
-    UM_TRY(scratch_for(p, p->fwd_ws, &xp, &ws));
+    UM_TRY(scratch_for(p, &p->fwd, &xp, &ws));
     const float *src = um_f32(x);
     if (xp) {
         UM_TRY(pad_input(p, src, xp));
         src = xp;
     }
     const float one = 1.0f, zero = 0.0f;
-    UM_CUDNN(cudnnConvolutionForward(h, &one, p->x, src, p->w, um_f32(weight), p->conv, p->fwd, ws, p->fwd_ws, &zero,
-                                     p->y, um_f32(y)));
+    UM_CUDNN(cudnnConvolutionForward(h, &one, p->x, src, p->w, um_f32(weight), p->conv,
+                                     (cudnnConvolutionFwdAlgo_t)p->fwd.algo[p->fwd.chosen], ws,
+                                     p->fwd.info[p->fwd.chosen].memory, &zero, p->y, um_f32(y)));
     if (bias) UM_TRY(um_cu_bias_add(y, bias, g->n, g->c_out, g->oh * g->ow));
     return UM_OK;
 }
@@ -251,28 +267,32 @@ int um_cu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_ten
     plan *p;
     UM_TRY(um_cu_cudnn(&h));
     UM_TRY(get_plan(g, &p));
-    if (gweight && !p->have_bwd_filter) UM_TRY(choose_bwd_filter(h, p));
-    if (gx && !p->have_bwd_data) UM_TRY(choose_bwd_data(h, p));
+    if (gweight && !p->bwd_filter.have) UM_TRY(choose_bwd_filter(h, p));
+    if (gx && !p->bwd_data.have) UM_TRY(choose_bwd_data(h, p));
     const float one = 1.0f, zero = 0.0f;
     if (gbias) UM_TRY(um_cu_bias_grad(gy, gbias, g->n, g->c_out, g->oh * g->ow));
     if (gweight) {
         float *xp;
         void *ws;
-        UM_TRY(scratch_for(p, p->bwd_filter_ws, &xp, &ws));
+        UM_TRY(scratch_for(p, &p->bwd_filter, &xp, &ws));
         const float *src = um_f32(x);
         if (xp) {
             UM_TRY(pad_input(p, src, xp));
             src = xp;
         }
-        UM_CUDNN(cudnnConvolutionBackwardFilter(h, &one, p->x, src, p->y, um_f32(gy), p->conv, p->bwd_filter, ws,
-                                                p->bwd_filter_ws, &one, p->w, um_f32(gweight)));
+        const choice *c = &p->bwd_filter;
+        UM_CUDNN(cudnnConvolutionBackwardFilter(h, &one, p->x, src, p->y, um_f32(gy), p->conv,
+                                                (cudnnConvolutionBwdFilterAlgo_t)c->algo[c->chosen], ws,
+                                                c->info[c->chosen].memory, &one, p->w, um_f32(gweight)));
     }
     if (gx) {
         float *gxp;
         void *ws;
-        UM_TRY(scratch_for(p, p->bwd_data_ws, &gxp, &ws));
-        UM_CUDNN(cudnnConvolutionBackwardData(h, &one, p->w, um_f32(weight), p->y, um_f32(gy), p->conv, p->bwd_data, ws,
-                                              p->bwd_data_ws, &zero, p->x, gxp ? gxp : um_f32(gx)));
+        UM_TRY(scratch_for(p, &p->bwd_data, &gxp, &ws));
+        const choice *c = &p->bwd_data;
+        UM_CUDNN(cudnnConvolutionBackwardData(h, &one, p->w, um_f32(weight), p->y, um_f32(gy), p->conv,
+                                              (cudnnConvolutionBwdDataAlgo_t)c->algo[c->chosen], ws,
+                                              c->info[c->chosen].memory, &zero, p->x, gxp ? gxp : um_f32(gx)));
         if (gxp) {
             int64_t total = g->n * g->c * g->h * g->w;
             if (total > 0) {

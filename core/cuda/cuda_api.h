@@ -10,7 +10,16 @@
 #include <stdint.h>
 #include "tensor.h"
 
+/* Raised whenever this struct or what the library expects of the core changes; the loader
+ * refuses a library built with another value (a stale libumbra_cuda.so beside a new core
+ * would call through a table of another shape). */
+#define UM_CUDA_ABI_VERSION 2
+
 typedef struct um_cuda_api {
+    /* UM_CUDA_ABI_VERSION and sizeof(um_cuda_api) of the library's build: first, so that
+     * every version can read them. */
+    int abi_version;
+    int struct_size;
     /* The backend, registered on first call; NULL when no CUDA device is present. */
     const um_backend *(*backend)(void);
     int (*device_count)(void);
@@ -21,10 +30,17 @@ typedef struct um_cuda_api {
     void (*memory)(int64_t *in_use, int64_t *cached, int64_t *peak);
     /* Give cached device memory back to the driver. */
     void (*empty_cache)(void);
+    /* Why backend() is NULL: the failing CUDA call with its error name and text
+     * ("cudaGetDeviceCount: cudaErrorInsufficientDriver (...)"); "" when there is a device. */
+    const char *(*why_no_device)(void);
 } um_cuda_api;
 
 /* The library's entry points, loaded once; NULL when it is absent or fails to load. */
 const um_cuda_api *um_cuda(void);
+/* The entry points if the library has been loaded already, else NULL; never loads it
+ * (synchronize, memory and empty_cache have nothing to do in a run that never asked for
+ * "cuda", and loading would create a CUDA context). */
+const um_cuda_api *um_cuda_if_loaded(void);
 /* Why there is no "cuda" backend (the library's absence or load error, or no device);
  * NULL when there is one. */
 const char *um_cuda_why_unavailable(void);

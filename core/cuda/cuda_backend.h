@@ -40,8 +40,10 @@ int um_cu_fail_cudnn(cudnnStatus_t s, const char *call, const char *file, int li
     if (s_ != CUBLAS_STATUS_SUCCESS) return um_cu_fail_cublas(s_, #call, __FILE__, __LINE__); } while (0)
 #define UM_CUDNN(call) do { cudnnStatus_t s_ = (call); \
     if (s_ != CUDNN_STATUS_SUCCESS) return um_cu_fail_cudnn(s_, #call, __FILE__, __LINE__); } while (0)
-/* After a kernel launch: configuration errors show at once, faults at a later call. */
-#define UM_CU_LAUNCHED(name) UM_CU(cudaGetLastError())
+/* After a kernel launch: a launch error names the kernel; faults inside it show at a later
+ * call, unless UMBRA_CUDA_SYNC=1 makes this wait for the kernel (debug runs). */
+int um_cu_launched(const char *kernel, const char *file, int line);
+#define UM_CU_LAUNCHED(name) do { int lrc_ = um_cu_launched(name, __FILE__, __LINE__); if (lrc_) return lrc_; } while (0)
 /* Propagate an int status. */
 #define UM_TRY(expr) do { int rc_ = (expr); if (rc_) return rc_; } while (0)
 

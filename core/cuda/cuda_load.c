@@ -23,7 +23,9 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const um_cuda_api *api;
-static char load_error[512];
+static int loaded;   /* set (atomically) once api is final */
+static char load_error[PATH_MAX + 512];
+static char why[PATH_MAX + 1024];
 
 static void *open_candidate(const char *path) {
     if (access(path, F_OK) != 0) return NULL;
@@ -38,6 +40,15 @@ static void folder_of(const char *file, char *dir) {
     if (!file || !realpath(file, dir)) { dir[0] = '\0'; return; }
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
+}
+
+/* The file a handle was opened from, for messages. */
+static const char *info_name(void *h) {
+    static char name[PATH_MAX];
+    void *sym = dlsym(h, UM_CUDA_ENTRY);
+    Dl_info info;
+    snprintf(name, sizeof name, "%s", sym && dladdr(sym, &info) && info.dli_fname ? info.dli_fname : LIB_NAME);
+    return name;
 }
 
 static void load(void) {
@@ -73,18 +84,36 @@ static void load(void) {
         snprintf(load_error, sizeof load_error, "%s has no %s", LIB_NAME, UM_CUDA_ENTRY);
         return;
     }
-    api = entry();
+    const um_cuda_api *got = entry();
+    if (!got || got->abi_version != UM_CUDA_ABI_VERSION || got->struct_size != (int)sizeof(um_cuda_api)) {
+        snprintf(load_error, sizeof load_error,
+                 "%s has ABI version %d (table of %d bytes), this umbra needs version %d (%d bytes): "
+                 "rebuild both from one tree, or point UMBRA_CUDA_LIB at the matching library",
+                 info_name(h), got ? got->abi_version : -1, got ? got->struct_size : -1, UM_CUDA_ABI_VERSION,
+                 (int)sizeof(um_cuda_api));
+        return;   /* the handle stays open: its code may be on no one's stack, but it is cheap */
+    }
+    api = got;
     load_error[0] = '\0';
 }
 
+static void load_once(void) {
+    load();
+    __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
+}
+
 const um_cuda_api *um_cuda(void) {
-    pthread_once(&once, load);
+    pthread_once(&once, load_once);
     return api;
 }
 
+const um_cuda_api *um_cuda_if_loaded(void) { return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE) ? api : NULL; }
+
 const char *um_cuda_why_unavailable(void) {
     if (!um_cuda()) return load_error;
-    return api->backend() ? NULL : "the CUDA library loaded, but the driver reports no device";
+    if (api->backend()) return NULL;
+    snprintf(why, sizeof why, "the CUDA library loaded, but there is no device: %s", api->why_no_device());
+    return why;
 }
 
 static const um_backend *find_cuda(void) { return um_cuda() ? um_cuda()->backend() : NULL; }

@@ -4,6 +4,7 @@
  * handed out again is only touched by work queued after the work that used it before.
  * Also the one scratch buffer that kernels share (cuDNN workspace, padded images). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include "cuda_backend.h"
 
@@ -23,6 +24,7 @@ static node *spare;                  /* recycled list nodes */
 static int64_t bytes_in_use, bytes_cached, bytes_peak;
 static void *scratch;
 static size_t scratch_bytes;
+static int scratch_shrink;   /* set when cudaMalloc ran out: the next scratch request sets its size */
 
 /* 512 B .. 1 MiB: powers of two; above: multiples of 2 MiB. */
 static size_t size_class(size_t n) {
@@ -106,6 +108,7 @@ int um_cu_malloc(void **out, size_t bytes) {
         cudaError_t e = cudaMalloc(&p, cls);
         for (int attempt = 0; e == cudaErrorMemoryAllocation && attempt < 2; attempt++) {
             cudaGetLastError();   /* clear it: the retry decides */
+            scratch_shrink = 1;
             if (attempt == 1) um_run_oom_hook();   /* dropped Lua tensors give their blocks back */
             drop_cache();
             e = cudaMalloc(&p, cls);
@@ -141,12 +144,22 @@ void um_cu_free(void *p) {
         cached[h] = n;
     }
     pthread_mutex_unlock(&lock);
-    if (!n) cudaFree(p);   /* not ours: should not happen, but never leak */
+    /* Not handed out by this allocator, or freed already: passing it to cudaFree could free
+     * a block that a cached node still lists (a later use-after-free on the device), so stop
+     * here, where the stack still shows who freed it. */
+    if (!n) {
+        fprintf(stderr, "umbra cuda: um_cu_free(%p): not a live block of the device allocator "
+                        "(freed twice, or never allocated here); aborting\n", p);
+        abort();
+    }
 }
 
+/* Grown on demand; after the device ran out of memory, sized afresh by the next request
+ * (a workspace of a once-chosen algorithm need not stay held for good). */
 int um_cu_scratch(void **p, size_t bytes) {
     if (bytes < 256) bytes = 256;
-    if (bytes > scratch_bytes) {
+    if (bytes > scratch_bytes || (scratch_shrink && bytes < scratch_bytes)) {
+        scratch_shrink = 0;
         void *fresh = NULL;
         um_cu_free(scratch);   /* stream order makes the old one safe to hand out again */
         scratch = NULL;

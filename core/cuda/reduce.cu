@@ -3,7 +3,9 @@
  * max/min propagate NaN, arg-max/min take the first extreme and skip NaN (unless the first
  * element is NaN, which then wins), softmax subtracts the max and sums exp in double.
  * Many outputs with inner > 1: one thread per output walks n in order (coalesced across
- * inner). Otherwise one block (reductions) or one warp (softmax) per output row. */
+ * inner). A few outputs over long rows (a whole tensor's sum or max): each row split over
+ * a grid of blocks whose partial results one thread per output then combines in a fixed
+ * order (deterministic). Otherwise one block (reductions) or one warp (softmax) per row. */
 #include <math.h>
 #include "cuda_backend.h"
 
@@ -61,11 +63,65 @@ __global__ void reduce_per_block(float *y, const float *x, int op, int64_t outer
     }
 }
 
+/* partial[oi * S + s] = the result over slice s of row oi (a float extreme kept in a double). */
+__global__ void reduce_partials(double *partial, const float *x, int op, int64_t n, int64_t inner, int64_t S) {
+    __shared__ double sums[32];
+    __shared__ float ext[32];
+    const int64_t oi = blockIdx.y, s = blockIdx.x, lo = s * n / S, hi = (s + 1) * n / S;
+    const float *p = x + (oi / inner) * n * inner + oi % inner;
+    if (op == UM_SUM || op == UM_MEAN) {
+        double v = 0;
+        for (int64_t k = lo + threadIdx.x; k < hi; k += blockDim.x) v += p[k * inner];
+        v = um_cu_block_sum(v, sums);
+        if (threadIdx.x == 0) partial[oi * S + s] = v;
+    } else {
+        float m = p[lo * inner];
+        for (int64_t k = lo + threadIdx.x; k < hi; k += blockDim.x) m = pick(op, m, p[k * inner]);
+        for (int o = 16; o > 0; o >>= 1) m = pick(op, m, __shfl_xor_sync(0xffffffffu, m, o));
+        if ((threadIdx.x & 31) == 0) ext[threadIdx.x >> 5] = m;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < (int)(blockDim.x >> 5); w++) m = pick(op, m, ext[w]);
+            partial[oi * S + s] = m;
+        }
+    }
+}
+
+__global__ void reduce_finish(float *y, const double *partial, int op, int64_t outs, int64_t n, int64_t S) {
+    UM_CU_FOR(oi, outs) {
+        const double *q = partial + oi * S;
+        if (op == UM_SUM || op == UM_MEAN) {
+            double v = 0;
+            for (int64_t s = 0; s < S; s++) v += q[s];
+            y[oi] = (float)(op == UM_MEAN ? v / (double)n : v);
+        } else {
+            float m = (float)q[0];
+            for (int64_t s = 1; s < S; s++) m = pick(op, m, (float)q[s]);
+            y[oi] = m;
+        }
+    }
+}
+
+#define GRID_ROW 65536     /* rows at least this long are split when there are few of them */
+#define GRID_SLICE 16384   /* elements a block takes at least */
+#define GRID_BLOCKS 1024   /* blocks over all outputs, about a few waves on any GPU */
+
 int um_cu_reduce(um_tensor *out, um_redop op, const um_tensor *a, int64_t outer, int64_t n, int64_t inner) {
     int64_t outs = outer * inner;
     if (outs == 0) return UM_OK;
     if (n == 0)   /* sum 0, mean 0/0 as the CPU; the front end refuses max/min of nothing */
         return um_cu_fill_floats(um_f32(out), outs, op == UM_MEAN ? NAN : 0.0f);
+    if (n >= GRID_ROW && outs < GRID_BLOCKS / 4) {
+        int64_t S = (n + GRID_SLICE - 1) / GRID_SLICE, most = GRID_BLOCKS / outs;
+        if (S > most) S = most;
+        void *scratch;
+        UM_TRY(um_cu_scratch(&scratch, (size_t)(outs * S) * sizeof(double)));
+        reduce_partials<<<dim3((unsigned)S, (unsigned)outs), BLOCK>>>((double *)scratch, um_f32(a), (int)op, n, inner, S);
+        UM_CU_LAUNCHED("reduce_partials");
+        reduce_finish<<<um_cu_blocks(outs), UM_CU_THREADS>>>(um_f32(out), (const double *)scratch, (int)op, outs, n, S);
+        UM_CU_LAUNCHED("reduce_finish");
+        return UM_OK;
+    }
     if (inner > 1 && outs >= MANY_OUTPUTS) {
         reduce_per_thread<<<um_cu_blocks(outs), UM_CU_THREADS>>>(um_f32(out), um_f32(a), (int)op, outer, n, inner);
         UM_CU_LAUNCHED("reduce_per_thread");

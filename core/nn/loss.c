@@ -69,8 +69,9 @@ int um_loss_value(um_loss_kind kind, const um_tensor *logits, const um_tensor *t
         if (um_backend_of(*slot)->is_host) {   /* double accumulation where we can read */
             const float *v = um_f32(*slot);
             for (int64_t i = 0; i < logits->size[0]; i++) s += v[i];
-        } else {
-            s = um_sum_all(*slot);
+        } else if ((rc = um_sum_all(*slot, &s))) {
+            um_tensor_release(tmp);
+            return rc;
         }
         if (reduction == UM_REDUCE_MEAN && logits->size[0] > 0) s /= (double)logits->size[0];
         if (!isfinite(s))

@@ -1,18 +1,14 @@
 /* CUDA against CPU: every tensor op, layer (forward, backward, backward_input), loss,
  * optimiser step, noise generator, a PGD attack and a training step run on both backends
  * from the same random inputs and must agree to a relative error of 1e-4 (float32, no
- * TF32 on the GPU); checkpoints written from either device load on the other.
- * Without a device the suite prints one line, "SKIP cuda: no CUDA device", and runs a
- * single test of that path (under valgrind, UMBRA_MEMCHECK set, it never loads CUDA and
- * says so instead). UMBRA_PARITY_BACKEND=cpu runs the suite CPU against CPU, to
- * check the suite itself on machines without a GPU. CUDA is not fork-safe once
- * initialised, so the device is probed in a child process and each test (forked by
- * Check) initialises it afresh. */
+ * TF32 on the GPU); checkpoints written from either device load on the other. Without a
+ * device: one SKIP line with the reason (tests/c/parity.h; under valgrind, UMBRA_MEMCHECK
+ * set, CUDA is never loaded). UMBRA_PARITY_BACKEND=cpu runs the suite CPU against CPU, to
+ * check the suite itself on machines without a GPU. */
 #include <stdio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "ood/ood_ops.h"
-#include "check_main.h"
+#include "parity.h"
 #include "io/h5io.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
@@ -20,76 +16,6 @@
 #include "ood/noise.h"
 #include "nn/optim.h"
 #include "ood/pgd.h"
-
-#define RTOL 1e-4
-
-static const char *parity_backend(void) {
-    const char *b = getenv("UMBRA_PARITY_BACKEND");
-    return b && *b ? b : "cuda";
-}
-
-static const um_backend *dev(void) {
-    const um_backend *be = um_find_backend(parity_backend());
-    ck_assert_msg(be != NULL, "backend %s vanished", parity_backend());
-    return be;
-}
-
-/* ---- helpers ------------------------------------------------------------------------- */
-
-static um_tensor *rnd(int nd, const int64_t *s, um_generator *g, float lo, float hi) {
-    um_tensor *t;
-    ck_ok(um_tensor_new(&t, UM_FLOAT32, nd, s, NULL));
-    um_fill_uniform(g, um_f32(t), um_numel(t), lo, hi);
-    return t;
-}
-
-static um_tensor *on(const um_tensor *t, const um_backend *be) {
-    um_tensor *r;
-    ck_ok(um_to_backend(&r, t, be));
-    return r;
-}
-
-/* Compare a CPU reference with a tensor from the device: |a - b| <= RTOL * (|a| + mean|a|)
- * (relative, with the mean magnitude as the floor for values near zero). */
-static void close_rel(const char *what, const um_tensor *ref, const um_tensor *got, double rtol) {
-    char s1[64], s2[64];
-    ck_assert_msg(um_same_shape(ref, got), "%s: shapes %s and %s", what, um_shape_str(ref, s1, sizeof s1),
-                  um_shape_str(got, s2, sizeof s2));
-    um_tensor *a = on(ref, NULL), *b = on(got, NULL);
-    int64_t n = um_numel(a);
-    if (a->dtype == UM_INT64) {
-        for (int64_t i = 0; i < n; i++)
-            ck_assert_msg(um_i64(a)[i] == um_i64(b)[i], "%s: element %lld is %lld, expected %lld", what, (long long)i,
-                          (long long)um_i64(b)[i], (long long)um_i64(a)[i]);
-    } else {
-        double mean = 0;
-        int64_t finite = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (isfinite(um_f32(a)[i])) { mean += fabs(um_f32(a)[i]); finite++; }
-        mean = finite ? mean / (double)finite : 0;
-        for (int64_t i = 0; i < n; i++) {
-            double x = um_f32(a)[i], y = um_f32(b)[i];
-            if ((isnan(x) && isnan(y)) || x == y) continue;
-            ck_assert_msg(fabs(x - y) <= rtol * (fabs(x) + mean), "%s: element %lld is %.9g, expected %.9g (rtol %g)",
-                          what, (long long)i, y, x, rtol);
-        }
-    }
-    um_tensor_release(a);
-    um_tensor_release(b);
-}
-
-/* Every tensor of a set in two module trees. */
-static void close_trees(const char *what, um_module *ref, um_module *got, um_tensor_set which, double rtol) {
-    um_tensor *ta[64], *tb[64];
-    int na = um_module_tensors(ref, which, ta, 64), nb = um_module_tensors(got, which, tb, 64);
-    ck_assert_int_eq(na, nb);
-    ck_assert_int_le(na, 64);
-    for (int i = 0; i < na; i++) {
-        char label[128];
-        snprintf(label, sizeof label, "%s %d", what, i);
-        close_rel(label, ta[i], tb[i], rtol);
-    }
-}
 
 /* ---- tensor ops ------------------------------------------------------------------------ */
 
@@ -226,7 +152,10 @@ START_TEST(reductions_and_softmax) {
     ck_ok(um_argmax(&r1, l, 0, 0));
     ck_ok(um_argmax(&r2, dl, 0, 0));
     close_rel("argmax with NaN", r1, r2, 0);
-    ck_close(um_sum_all(da), um_sum_all(a), 1e-3);
+    double sum_dev, sum_cpu;
+    ck_ok(um_sum_all(da, &sum_dev));
+    ck_ok(um_sum_all(a, &sum_cpu));
+    ck_close(sum_dev, sum_cpu, 1e-3);
     um_tensor_release(r1); um_tensor_release(r2);
     um_tensor_release(a); um_tensor_release(da); um_tensor_release(l); um_tensor_release(dl);
 }
@@ -686,59 +615,21 @@ START_TEST(device_errors_are_clear) {
 }
 END_TEST
 
-START_TEST(skipped_without_device) {
-    ck_assert_ptr_null(um_find_backend("cuda"));
-}
-END_TEST
-
-/* Under valgrind (scripts/run-tests sets UMBRA_MEMCHECK) the CUDA runtime is not even
- * loaded: its dlopen of the driver trips valgrind's checks of the dynamic loader. */
-START_TEST(skipped_under_valgrind) {
-    ck_assert_ptr_nonnull(getenv("UMBRA_MEMCHECK"));
-}
-END_TEST
-
-/* Whether the parity backend exists, asked in a child so that this process never
- * initialises CUDA (a forked test could not use it afterwards). */
-static int probe(void) {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) _exit(um_find_backend(parity_backend()) ? 0 : 1);
-    int st = 0;
-    if (pid < 0 || waitpid(pid, &st, 0) < 0) return 0;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+static void add_tests(TCase *tc) {
+    tcase_add_test(tc, elementwise_ops);
+    tcase_add_test(tc, reductions_and_softmax);
+    tcase_add_test(tc, matrix_products);
+    tcase_add_test(tc, conv2d_geometries);
+    tcase_add_test(tc, pooling_geometries);
+    tcase_add_test(tc, batchnorm_linear_and_simple_layers);
+    tcase_add_test(tc, module_tree);
+    tcase_add_test(tc, losses);
+    tcase_add_test(tc, optimisers);
+    tcase_add_test(tc, noise_generators);
+    tcase_add_test(tc, pgd_attacks);
+    tcase_add_test(tc, training_step);
+    tcase_add_test(tc, checkpoints_cross_devices);
+    tcase_add_test(tc, device_errors_are_clear);
 }
 
-Suite *make_suite(void) {
-    Suite *s = suite_create("cuda_parity");
-    TCase *tc = tcase_create("parity");
-    tcase_set_timeout(tc, 120);
-    if (getenv("UMBRA_MEMCHECK")) {
-        printf("SKIP cuda: not run under valgrind\n");
-        fflush(stdout);
-        tcase_add_test(tc, skipped_under_valgrind);
-    } else if (!probe()) {
-        printf("SKIP cuda: no CUDA device\n");
-        fflush(stdout);
-        tcase_add_test(tc, skipped_without_device);
-    } else {
-        tcase_add_test(tc, elementwise_ops);
-        tcase_add_test(tc, reductions_and_softmax);
-        tcase_add_test(tc, matrix_products);
-        tcase_add_test(tc, conv2d_geometries);
-        tcase_add_test(tc, pooling_geometries);
-        tcase_add_test(tc, batchnorm_linear_and_simple_layers);
-        tcase_add_test(tc, module_tree);
-        tcase_add_test(tc, losses);
-        tcase_add_test(tc, optimisers);
-        tcase_add_test(tc, noise_generators);
-        tcase_add_test(tc, pgd_attacks);
-        tcase_add_test(tc, training_step);
-        tcase_add_test(tc, checkpoints_cross_devices);
-        tcase_add_test(tc, device_errors_are_clear);
-    }
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-#include "check_main.h"
+Suite *make_suite(void) { return parity_suite("cuda_parity", add_tests); }

@@ -1,7 +1,9 @@
 -- The GPU from Lua: umbra.cuda, t:cuda() / t:cpu() / t:to(), model:to("cuda"), and a
 -- forward pass, a training step and a PGD attack on the GPU against the same on the CPU.
--- Without a CUDA device the device tests are pending ("no CUDA device"); what must hold
--- everywhere (the API answers, clear errors) runs always.
+-- Without a CUDA device the device tests are pending ("no CUDA device (<reason>)", the
+-- reason naming the CUDA error), or one test fails with that reason when
+-- UMBRA_REQUIRE_CUDA=1 (scripts/gpu-check sets it where nvidia-smi lists a GPU); what must
+-- hold everywhere (the API answers, clear errors) runs always.
 local umbra = require "umbra"
 local nn, optim, attack = umbra.nn, umbra.optim, umbra.attack
 local cuda = umbra.cuda
@@ -98,7 +100,13 @@ end)
 
 describe("umbra.cuda on a device", function()
   if not cuda.is_available() then
-    pending("no CUDA device")
+    local why = "no CUDA device (" .. tostring(cuda.why_unavailable()) .. ")"
+    local required = os.getenv("UMBRA_REQUIRE_CUDA")
+    if required and required ~= "" and required ~= "0" then
+      it("has the device UMBRA_REQUIRE_CUDA=1 asks for", function() error("UMBRA_REQUIRE_CUDA=1, but " .. why, 0) end)
+    else
+      pending(why)
+    end
     return
   end
 

@@ -105,10 +105,12 @@ describe("the CUDA library", function()
     local out, rc = h.run("cc -shared -fPIC -o " .. dir .. "/libumbra_cuda.so " .. dir .. "/fake.c")
     assert.are.equal(0, rc, out)
     out, rc = h.run("UMBRA_CUDA_LIB=" .. dir .. "/libumbra_cuda.so " .. exe ..
-                      " -e 'local c = require(\"umbra\").cuda; print(c.is_available(), c.why_unavailable())'")
+                    " -e 'local c = require(\"umbra\").cuda; print(c.is_available(), c.why_unavailable())'")
     os.execute("rm -rf " .. dir)
     assert.are.equal(0, rc, out)
-    assert.truthy(out:find("^false\t" .. dir:gsub("%p", "%%%0") .. "/libumbra_cuda.so has ABI version 1 %(table of 72 bytes%), this umbra needs version 2"), out)
+    local expected = "false\t" .. dir .. "/libumbra_cuda.so has ABI version 1 (table of 72 bytes), "
+      .. "this umbra needs version 2"
+    assert.are.equal(expected, out:sub(1, #expected))
   end)
 end)
 

@@ -86,7 +86,7 @@ CORE_SO := $(BUILD)/lua/umbra/core.so
 EXE := $(BUILD)/umbra
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_main.c,$(wildcard tests/c/test_*.c)))
 
-.PHONY: all test test-c test-lua lint memcheck asan demo bench install clean help
+.PHONY: check-layers all test test-c test-lua lint memcheck asan demo bench install clean help
 all: $(LIB) $(FOLDER_LIBS) $(ENGINE_LIB) $(CORE_SO) $(EXE) $(CUDA_SO)
 
 # Header dependencies come from the compiler (-MMD -MP), one .d file beside each object.
@@ -134,7 +134,18 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/check_main.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -Itests/c -o $@ $< $(WHOLE_LIB) $(CHECK_LIBS) $(LDLIBS) -Wl,-E -ldl
 
-test: all $(C_TESTS)
+# The engine alone (base + nn + cpu), linked without HDF5, matio, libpng or Lua.
+ENGINE_LIBS := $(shell pkg-config --libs openblas 2>/dev/null) -lgomp -lm -lpthread
+EMBED_TEST := $(BUILD)/tests/embed/engine_only
+$(EMBED_TEST): tests/embed/engine_only.c $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< -Wl,--start-group $(ENGINE_LIB) -Wl,--end-group $(ENGINE_LIBS) -fopenmp
+
+check-layers:
+	@scripts/check-layers
+
+test: all $(C_TESTS) $(EMBED_TEST) check-layers
+	@$(EMBED_TEST)
 	@BUILD=$(BUILD) scripts/run-tests
 
 # luacheck over the Lua files .luacheckrc names; `make test` counts it as one check

@@ -119,3 +119,29 @@ int um_lua_check_sizes_ex(lua_State *L, int i, int64_t *size, const char *fname,
 int um_lua_check_sizes(lua_State *L, int i, int64_t *size, const char *fname) {
     return um_lua_check_sizes_ex(L, i, size, fname, 0);
 }
+
+um_tensor *um_lua_core_labels(lua_State *L, int i, int64_t k, const um_tensor *like, const char *who) {
+    um_tensor *t = um_lua_check_tensor(L, i);
+    if (t->dtype != UM_INT64)
+        luaL_error(L, "%s: labels must be int64 class indices 1..K (got %s)", who, um_dtype_name(t->dtype));
+    if (!um_backend_of(t)->is_host) luaL_error(L, "%s: class labels must be on the CPU", who);
+    um_tensor **slot = um_lua_push_tensor_slot(L);
+    if (um_clone(slot, t)) um_lua_raise(L, who);
+    int64_t *v = um_i64(*slot);
+    for (int64_t j = 0; j < um_numel(*slot); j++) {
+        if (v[j] < 1 || (k > 0 && v[j] > k)) {
+            if (k > 0)
+                luaL_error(L, "%s: class label %d of example %d is outside 1..%d", who, (int)v[j], (int)(j + 1),
+                           (int)k);
+            luaL_error(L, "%s: class label %d of example %d is below 1 (labels count from 1)", who, (int)v[j],
+                       (int)(j + 1));
+        }
+        v[j] -= 1;
+    }
+    if (like && um_backend_of(like) != um_backend_of(*slot)) {   /* data on a device: labels follow */
+        um_tensor **dev = um_lua_push_tensor_slot(L);
+        if (um_to_backend(dev, *slot, um_backend_of(like))) um_lua_raise(L, who);
+        return *dev;
+    }
+    return *slot;
+}

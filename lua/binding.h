@@ -8,9 +8,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include "umbra.h"
+#include "nn/module.h"
 
 #define UM_TENSOR_MT "umbra.Tensor"
 #define UM_GENERATOR_MT "umbra.Generator"
+#define UM_MODULE_MT "umbra.Module"
 
 typedef struct { um_tensor *t; } um_lua_tensor_box;
 
@@ -30,5 +32,22 @@ int um_lua_raise(lua_State *L, const char *fname);
 int um_lua_check_dim(lua_State *L, int arg, int ndim, const char *fname);
 /* Read a size list from a table {2,3} or from consecutive integer arguments starting at i. */
 int um_lua_check_sizes(lua_State *L, int i, int64_t *size, const char *fname);
+
+/* The module at index i (a userdata holding one core reference), or a Lua error. */
+um_module *um_lua_check_module(lua_State *L, int i);
+/* Push a module box holding a new reference to m. */
+void um_lua_push_module(lua_State *L, um_module *m);
+
+/* Lua counts classes 1..K, the core 0..K-1: the one place where labels are shifted.
+ * The int64 labels at index i, checked to lie in 1..k (k = 0: only >= 1), as a 0-based
+ * copy on the device of `like` (NULL: the CPU), anchored on the stack; who names the
+ * caller in errors. */
+um_tensor *um_lua_core_labels(lua_State *L, int i, int64_t k, const um_tensor *like, const char *who);
+
+/* Modules written in Lua (lua/lua_module.c) call back into the Lua thread that is running
+ * the binding call that reached them: binding functions that run modules mark that thread
+ * (um_lua_enter) and restore the previous one afterwards (um_lua_leave), before raising. */
+lua_State *um_lua_enter(lua_State *L);
+void um_lua_leave(lua_State *previous);
 
 #endif

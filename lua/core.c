@@ -14,6 +14,7 @@
     X(attack)           \
     X(tfckpt)           \
     X(nn)               \
+    X(lua_module)       \
     X(optim)            \
     X(metrics)          \
     X(detection)        \

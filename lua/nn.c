@@ -9,8 +9,6 @@
 #include "nn/loss.h"
 #include "nn/module.h"
 
-#define UM_MODULE_MT "umbra.Module"
-
 typedef struct { um_module *m; } module_box;
 
 static um_module **push_module_slot(lua_State *L) {
@@ -20,16 +18,18 @@ static um_module **push_module_slot(lua_State *L) {
     return &b->m;
 }
 
-static um_module *check_module(lua_State *L, int i) {
+um_module *um_lua_check_module(lua_State *L, int i) {
     module_box *b = luaL_testudata(L, i, UM_MODULE_MT);
     if (!b) luaL_typeerror(L, i, "module");
     if (!b->m) luaL_argerror(L, i, "module was freed");
     return b->m;
 }
 
+#define check_module um_lua_check_module
+
 static um_module *opt_module(lua_State *L, int i) { return lua_isnoneornil(L, i) ? NULL : check_module(L, i); }
 
-static void push_borrowed_module(lua_State *L, um_module *m) {
+void um_lua_push_module(lua_State *L, um_module *m) {
     um_module **slot = push_module_slot(L);
     um_module_retain(m);
     *slot = m;
@@ -57,7 +57,10 @@ static void push_result(lua_State *L, um_tensor *t, const char *fname) {
 static int l_forward(lua_State *L) {
     um_module *m = check_module(L, 1);
     um_tensor *x = um_lua_check_tensor(L, 2), *y = NULL;
-    if (um_module_forward(m, x, &y)) return um_lua_raise(L, "forward");
+    lua_State *prev = um_lua_enter(L);
+    int rc = um_module_forward(m, x, &y);
+    um_lua_leave(prev);
+    if (rc) return um_lua_raise(L, "forward");
     push_result(L, y, "forward");
     return 1;
 }
@@ -67,7 +70,10 @@ static int l_backward(lua_State *L) {
     um_module *m = check_module(L, 1);
     um_tensor *x = um_lua_check_tensor(L, 2), *gy = um_lua_check_tensor(L, 3), *gx = NULL;
     int want = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
-    if (um_module_backward(m, x, gy, want ? &gx : NULL)) return um_lua_raise(L, "backward");
+    lua_State *prev = um_lua_enter(L);
+    int rc = um_module_backward(m, x, gy, want ? &gx : NULL);
+    um_lua_leave(prev);
+    if (rc) return um_lua_raise(L, "backward");
     if (want) push_result(L, gx, "backward");
     else lua_pushnil(L);
     return 1;
@@ -76,7 +82,10 @@ static int l_backward(lua_State *L) {
 static int l_backward_input(lua_State *L) {
     um_module *m = check_module(L, 1);
     um_tensor *x = um_lua_check_tensor(L, 2), *gy = um_lua_check_tensor(L, 3), *gx = NULL;
-    if (um_module_backward_input(m, x, gy, &gx)) return um_lua_raise(L, "backward_input");
+    lua_State *prev = um_lua_enter(L);
+    int rc = um_module_backward_input(m, x, gy, &gx);
+    um_lua_leave(prev);
+    if (rc) return um_lua_raise(L, "backward_input");
     push_result(L, gx, "backward_input");
     return 1;
 }
@@ -125,7 +134,7 @@ static int l_child(lua_State *L) {
     } else {
         c = um_module_find_child(m, luaL_checkstring(L, 2));
     }
-    if (c) push_borrowed_module(L, c);
+    if (c) um_lua_push_module(L, c);
     else lua_pushnil(L);
     return 1;
 }
@@ -338,28 +347,11 @@ static um_reduction check_reduction(lua_State *L, int i) {
 }
 
 /* The target at index i as the core wants it: Lua class labels 1..K become a 0-based
- * copy (anchored on the stack); probability rows and nil pass through. Labels are
- * checked here so that messages count from 1, as Lua does. */
+ * copy (um_lua_core_labels); probability rows and nil pass through. */
 static um_tensor *core_target(lua_State *L, int i, um_loss_kind kind, const um_tensor *z) {
     um_tensor *t = um_lua_opt_tensor(L, i);
     if (!t || kind != UM_LOSS_CROSS_ENTROPY || t->dtype != UM_INT64) return t;
-    if (!um_backend_of(t)->is_host) luaL_error(L, "%s: class labels must be on the CPU", um_loss_name(kind));
-    int64_t k = z->ndim == 2 ? z->size[1] : 0;
-    um_tensor **slot = um_lua_push_tensor_slot(L);
-    if (um_clone(slot, t)) um_lua_raise(L, um_loss_name(kind));
-    int64_t *v = um_i64(*slot);
-    for (int64_t j = 0; j < um_numel(*slot); j++) {
-        if (v[j] < 1 || v[j] > k)
-            luaL_error(L, "%s: class label %d of example %d is outside 1..%d", um_loss_name(kind), (int)v[j],
-                       (int)(j + 1), (int)k);
-        v[j] -= 1;
-    }
-    if (um_backend_of(z) != um_backend_of(*slot)) {   /* logits on a device: labels follow */
-        um_tensor **dev = um_lua_push_tensor_slot(L);
-        if (um_to_backend(dev, *slot, um_backend_of(z))) um_lua_raise(L, um_loss_name(kind));
-        return *dev;
-    }
-    return *slot;
+    return um_lua_core_labels(L, i, z->ndim == 2 ? z->size[1] : 0, z, um_loss_name(kind));
 }
 
 /* loss_forward(kind, logits, target | nil) -> per-example tensor (n) */

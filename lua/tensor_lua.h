@@ -1,6 +1,7 @@
 /* Private declarations shared by the files that bind tensors (lua/tensor*.c) and
  * generators: each file adds its functions to the Tensor method table or to the
- * module table. Not for other parts of the binding; they use binding.h. */
+ * module table (lua/tensor.c calls the registrations); the helpers they share are in
+ * lua/tensor_util.c. Not for other parts of the binding; they use binding.h. */
 #ifndef UM_LUA_TENSOR_H
 #define UM_LUA_TENSOR_H
 #include "binding.h"

@@ -11,7 +11,7 @@ static int check_args(const um_tensor *z, const um_tensor *labels, const um_pgd_
     char b[128];
     if (z->dtype != UM_FLOAT32 || z->ndim < 2 || !um_is_contiguous(z))
         return um_fail(UM_EINVAL, "pgd: expected a contiguous float32 batch (n, ...), got %s %s", um_dtype_name(z->dtype), um_shape_str(z, b, sizeof b));
-    if (cfg->objective == UM_LOSS_CROSS_ENTROPY) {
+    if (!cfg->custom && cfg->objective == UM_LOSS_CROSS_ENTROPY) {
         if (!labels || labels->dtype != UM_INT64 || labels->ndim != 1 || labels->size[0] != z->size[0])
             return um_fail(UM_EINVAL, "pgd: the ce objective needs int64 labels of size %lld", (long long)z->size[0]);
         if (um_backend_of(labels) != um_backend_of(z))
@@ -25,7 +25,7 @@ static int check_args(const um_tensor *z, const um_tensor *labels, const um_pgd_
 }
 
 /* logits of x -> per-example values (and, if grad_logits, dL_i/dlogits). */
-static int score(um_module *m, um_tensor *x, um_loss_kind kind, const um_tensor *labels,
+static int score(um_module *m, um_tensor *x, um_loss_kind kind, const um_pgd_config *cfg, const um_tensor *labels,
                  um_tensor *values, um_tensor **grad_logits) {
     char b[128];
     um_tensor *logits;
@@ -34,9 +34,10 @@ static int score(um_module *m, um_tensor *x, um_loss_kind kind, const um_tensor 
     if (logits->ndim != 2 || logits->size[0] != x->size[0])
         return um_fail(UM_EINVAL, "pgd: the model must return logits (n, classes), got %s", um_shape_str(logits, b, sizeof b));
     const um_backend *be = um_backend_of(x);
+    if (grad_logits && (rc = um_tensor_ensure(grad_logits, UM_FLOAT32, 2, logits->size, be))) return rc;
+    if (cfg && cfg->custom) return cfg->custom(cfg->custom_ctx, logits, values, grad_logits ? *grad_logits : NULL);
     if ((rc = UM_NN_CALL(be, loss_forward, kind, logits, labels, values))) return rc;
     if (!grad_logits) return UM_OK;
-    if ((rc = um_tensor_ensure(grad_logits, UM_FLOAT32, 2, logits->size, be))) return rc;
     return UM_NN_CALL(be, loss_backward, kind, logits, labels, 1.0, NULL, *grad_logits);
 }
 
@@ -45,7 +46,7 @@ int um_objective_values(um_module *m, um_tensor *x, um_loss_kind kind, const um_
     um_tensor *v;
     int rc = um_tensor_new(&v, UM_FLOAT32, 1, &n, um_backend_of(x));
     if (rc) return rc;
-    if ((rc = score(m, x, kind, labels, v, NULL))) { um_tensor_release(v); return rc; }
+    if ((rc = score(m, x, kind, NULL, labels, v, NULL))) { um_tensor_release(v); return rc; }
     *values = v;
     return UM_OK;
 }
@@ -63,7 +64,7 @@ int um_pgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_p
     if ((rc = um_view(&zz, (um_tensor *)z, 2, flat)) || (rc = um_clone(&x, z)) || (rc = um_clone(&best, z)) ||
         (rc = um_tensor_new(&best_obj, UM_FLOAT32, 1, &n, be)) || (rc = um_tensor_new(&obj, UM_FLOAT32, 1, &n, be)))
         goto done;
-    if ((rc = score(m, x, cfg->objective, labels, best_obj, NULL))) goto done;
+    if ((rc = score(m, x, cfg->objective, cfg, labels, best_obj, NULL))) goto done;
     if (cfg->random_start) {
         if ((rc = um_uniform_tensor(&u, z->ndim, z->size, be, g, (float)-cfg->eps, (float)cfg->eps)) ||
             (rc = um_uniform_tensor(&s, 1, &n, be, g, 0.0f, 1.0f)) || (rc = UM_OOD_CALL(be, random_start, x, z, u, s)))
@@ -74,7 +75,7 @@ int um_pgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_p
     for (int it = 0; it <= cfg->steps; it++) {
         int last = it == cfg->steps;
         if (it == 0 && !cfg->random_start && last) break;   /* no steps: the start was scored */
-        if ((rc = score(m, x, cfg->objective, labels, obj, last ? NULL : &glog))) goto done;
+        if ((rc = score(m, x, cfg->objective, cfg, labels, obj, last ? NULL : &glog))) goto done;
         if ((rc = UM_OOD_CALL(be, keep_best, best, best_obj, x, obj))) goto done;
         if (last) break;
         um_tensor *gx;

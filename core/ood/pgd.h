@@ -10,6 +10,10 @@
 #include "nn/nn_ops.h"
 #include "rng.h"
 
+/* An objective of the caller's (e.g. a Lua function): writes the per-example values (n)
+ * at the logits (n, k) and, when grad_logits is not NULL, the gradient of their sum. */
+typedef int (*um_objective_fn)(void *ctx, const um_tensor *logits, um_tensor *values, um_tensor *grad_logits);
+
 typedef struct um_pgd_config {
     um_loss_kind objective;  /* UM_LOSS_MAX_CONF, UM_LOSS_UNIFORM_CONF or UM_LOSS_CROSS_ENTROPY */
     double eps;              /* radius of the ball */
@@ -17,6 +21,8 @@ typedef struct um_pgd_config {
     int steps;               /* number of ascent steps */
     int norm;                /* 0 = l-inf, 2 = l2 */
     int random_start;        /* 1 = the authors' random start, 0 = start at z */
+    um_objective_fn custom;  /* when set, replaces `objective` (labels are not used) */
+    void *custom_ctx;
 } um_pgd_config;
 
 /* z: (n, ...) float32 in [0,1]; labels: int64 (n) class indices for the cross-entropy

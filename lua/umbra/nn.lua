@@ -24,12 +24,20 @@ local mt = C.metatable
 mt.__index = function(self, key)
   local method = Module[key]
   if method ~= nil then return method end
+  local state = C.lua_state(self)   -- a module written in Lua: its own fields and class first
+  if state ~= nil then
+    local v = state[key]
+    if v ~= nil then return v end
+  end
   if type(key) ~= "number" and type(key) ~= "string" then return nil end
   local child = C.methods.child(self, key)
   if child ~= nil or type(key) == "number" then return child end
   local paths, params = C.methods.named_tensors(self, "params")
   for i, path in ipairs(paths) do
     if path == key then return params[i] end
+  end
+  if state ~= nil then   -- buffers by name; an unset field of a Lua module is nil, as in Lua
+    return C.own_tensor(self, "buffer", key)
   end
   local names = {}
   for name in pairs(Module) do names[#names + 1] = name end
@@ -39,6 +47,14 @@ mt.__index = function(self, key)
   end
   error(string.format("no method, child or parameter '%s' on umbra.Module (%s)%s", key, self:type(),
                 require("umbra.suggest").did_you_mean(key, names)), 2)
+end
+mt.__newindex = function(self, key, value)
+  local state = C.lua_state(self)
+  if state == nil then
+    error(string.format("cannot set field '%s' on a %s: only modules written in Lua have fields",
+                        tostring(key), C.methods.type(self)), 2)
+  end
+  state[key] = value
 end
 mt.__len = function(self) return C.methods.num_children(self) end
 --- model(x) is model:forward(x)
@@ -140,8 +156,9 @@ function nn.ChannelPad(before, after) return C.channel_pad(before, after or befo
 local function check_child(m, who, i)
   if C.is_module(m) then return m end
   if type(m) == "table" then
-    error(string.format("%s: entry %d is a Lua table; C containers take only C modules (umbra.nn "
-                  .. "layers). Run a Lua module outside the container", who, i), 3)
+    error(string.format("%s: entry %d is a Lua table, not a module; write a Lua layer as a class "
+                        .. "(local L = nn.Module:extend(\"Name\"), with L:forward and L:backward) "
+                        .. "and add an instance, L(...)", who, i), 3)
   end
   error(string.format("%s: entry %d is not a module (got %s)", who, i, type(m)), 3)
 end
@@ -178,6 +195,50 @@ function nn.Residual(a, b)
 end
 
 function nn.is_module(x) return C.is_module(x) end
+
+-- ---- modules written in Lua ----------------------------------------------------------
+
+local function new_instance(class, ...)
+  local state = setmetatable({}, class)
+  local m = C.lua_module(class.name, state)
+  if class.init then class.init(m, ...) end
+  return m
+end
+
+--- Class = nn.Module:extend("Name"): a module class written in Lua, a child of Sequential
+--- and Residual like any layer. Define Class:forward(x) -> y and Class:backward(x, gy,
+--- want_input_grad, want_param_grads) -> gx (nil when want_input_grad is false; add
+--- parameter gradients into self:grad(name) only when want_param_grads: backward
+--- accumulates, as every module's does), and optionally Class:init(...), where
+--- self:register_parameter(name, tensor) and self:register_buffer(name, tensor) give the
+--- module its tensors (at most 4 of each; seen by parameters(), optimisers, checkpoints and
+--- to(device); read them as self.name). Class(...) makes an instance; Class:extend("Sub")
+--- a subclass. Other fields set on self live in Lua (self.alpha = 1). A Lua error in a
+--- method becomes the module's error, named by the child's path.
+function Module.extend(parent, name)
+  if type(name) ~= "string" or name == "" then
+    error("extend: the class needs a name, e.g. nn.Module:extend(\"Swish\")", 2)
+  end
+  local class = {name = name}
+  class.__index = class
+  class.extend = Module.extend
+  setmetatable(class, {__index = parent ~= Module and parent or nil, __call = new_instance,
+                       __tostring = function() return "class " .. name end})
+  return class
+end
+
+--- m:register_parameter(name, tensor) -> the module's copy (a Lua module's init)
+function Module:register_parameter(name, t) return C.register(self, "param", name, t) end
+--- m:register_buffer(name, tensor) -> the module's copy (saved in checkpoints, not trained)
+function Module:register_buffer(name, t) return C.register(self, "buffer", name, t) end
+--- m:grad(name) -> the gradient tensor of parameter name (a Lua module's backward adds to it)
+function Module:grad(name)
+  local g = C.own_tensor(self, "grad", name)
+  if g == nil then
+    error(string.format("grad: %s has no parameter '%s'", C.methods.type(self), tostring(name)), 2)
+  end
+  return g
+end
 
 -- ---- module methods ------------------------------------------------------------------
 

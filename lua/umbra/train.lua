@@ -29,7 +29,9 @@ end
 --- settings: at_frac, pgd_niter, pgd_eps, pgd_step (default pgd_eps/pgd_niter), loss,
 --- lmbd (weight decay λ), decay_params (list of tensors; default all parameters),
 --- noise_schedule (function(ctx) -> noise; default the authors'), noise_weight (nil = the
---- code's form), generator (required).
+--- code's form), generator (required), out_loss (a criterion of your own replacing loss:
+--- out_loss:forward(logits) -> per-example values (n), out_loss:backward(logits) -> the
+--- gradient of their sum; ACET's PGD then maximises those values).
 function train.Procedure(model, optimiser, settings)
   local s = {}
   for k, v in pairs(settings or {}) do s[k] = v end
@@ -45,7 +47,7 @@ function train.Procedure(model, optimiser, settings)
     schedule = s.noise_schedule or noise_mod.schedule.authors(s.noise_opts),
     decay_params = s.decay_params or model:parameters(),
     ce = nn.CrossEntropy{reduction = "sum"},
-    out_loss = (s.loss == "max_conf" and nn.MaxConf or nn.UniformConf){reduction = "sum"},
+    out_loss = s.out_loss or (s.loss == "max_conf" and nn.MaxConf or nn.UniformConf){reduction = "sum"},
     step_count = 0,
   }, Procedure)
   return self
@@ -67,8 +69,13 @@ function Procedure:step(x, y, epoch)
   if n_noise > 0 then
     z = self.schedule{step = self.step_count, epoch = epoch, clean = x, n = n_noise, generator = s.generator}
     if s.pgd_niter > 0 then
+      local objective = s.loss
+      if s.out_loss then
+        local out = s.out_loss
+        objective = function(logits) return out:forward(logits), out:backward(logits) end
+      end
       z = attack.pgd(model, z, {eps = s.pgd_eps, step = s.pgd_step or s.pgd_eps / s.pgd_niter,
-                                steps = s.pgd_niter, objective = s.loss, generator = s.generator})
+                                steps = s.pgd_niter, objective = objective, generator = s.generator})
     end
   end
   model:train()
@@ -87,6 +94,7 @@ function Procedure:step(x, y, epoch)
   if n_noise > 0 then
     local logits_noise = logits:narrow(1, 1, n_noise)
     lo = self.out_loss:forward(logits_noise)
+    if type(lo) ~= "number" then lo = lo:sum() end   -- a criterion of the user's: per-example values
     go = self.out_loss:backward(logits_noise)
     go:mul_(scale_noise)
     grad = umbra.cat({go, gc}, 1)

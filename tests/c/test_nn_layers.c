@@ -551,6 +551,7 @@ END_TEST
 Suite *make_suite(void) {
     Suite *s = suite_create("nn_layers");
     TCase *tc = tcase_create("values");
+    tcase_set_timeout(tc, 60);   /* the reference convolutions take seconds on a loaded machine */
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, same_padding_rule);
     tcase_add_test(tc, conv_same_stride2_asymmetric);

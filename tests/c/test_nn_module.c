@@ -4,6 +4,7 @@
  * allocates nothing, and an allocation-failure sweep that must leak nothing. */
 #include "gradcheck.h"
 #include "nn/optim.h"
+#include "ood/ood_ops.h"
 
 static um_generator gen;
 static int64_t live0;
@@ -513,12 +514,42 @@ START_TEST(allocation_failures_leak_nothing) {
 }
 END_TEST
 
+/* A backend with memory but without kernel tables: every layer kernel answers UM_ENOTIMPL
+ * naming the kernel and the backend, fused passes fall back, nothing calls NULL. */
+static const void *no_tables(const char *concern) { return NULL; }
+
+START_TEST(missing_kernels_are_reported) {
+    um_backend bare = *um_cpu_backend();
+    bare.name = "bare";
+    bare.kernels = no_tables;
+    um_module *seq, *relu, *pool;
+    ck_ok(um_sequential_new(&seq));
+    ck_ok(um_relu_new(&relu));
+    ck_ok(um_maxpool2d_new(&pool, 2, 2, 2, 2, UM_PAD_VALID));
+    ck_ok(add(seq, "act", relu));
+    ck_ok(add(seq, "pool", pool));
+    int64_t xs[4] = {1, 1, 4, 4};
+    um_tensor *x, *y;
+    ck_ok(um_tensor_new(&x, UM_FLOAT32, 4, xs, &bare));
+    ck_ok(um_fill_(x, 1.0));
+    ck_assert_int_eq(um_module_forward(seq, x, &y), UM_ENOTIMPL);
+    ck_assert_str_eq(um_last_error(), "act: bare: kernel relu_forward is not implemented");
+    ck_assert_ptr_eq(um_nn_kernels(&bare)->relu_forward, NULL);
+    ck_assert_ptr_eq(um_ood_kernels(&bare)->pgd_step, NULL);
+    ck_assert_int_eq(UM_OOD_CALL(&bare, rescale, x), UM_ENOTIMPL);
+    ck_assert_str_eq(um_last_error(), "bare: kernel rescale is not implemented");
+    um_tensor_release(x);
+    um_module_release(seq);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("nn_module");
     TCase *tc = tcase_create("tree");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, paths_and_names);
+    tcase_add_test(tc, missing_kernels_are_reported);
     tcase_add_test(tc, errors_name_the_path);
     tcase_add_test(tc, residual_branch_mismatch);
     tcase_add_test(tc, ownership_rules);

@@ -43,7 +43,7 @@ local grad_lists = setmetatable({}, {__mode = "k"})
 --- dist.module_buffers(model) -> the model's buffers (batch norm statistics) in the tree's
 --- order, which is the same on every rank.
 function dist.module_buffers(model)
-  local _, tensors = core.nn_core.methods.named_tensors(model.core or model, "buffers")
+  local _, tensors = core.nn_core.methods.named_tensors(model, "buffers")
   return tensors
 end
 
@@ -51,8 +51,8 @@ end
 --- buffer, one MPI call. what: a module (its parameter gradients), a parameter list with
 --- .grads (those), or a plain list of tensors.
 function dist.allreduce_grads(what, op)
-  local list = what.grads
-  if not list and core.nn_core.is_module(what) then
+  local list = not core.nn_core.is_module(what) and what.grads or nil
+  if core.nn_core.is_module(what) then
     list = grad_lists[what]
     if not list then
       list = what:gradients()

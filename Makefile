@@ -59,7 +59,8 @@ CORE_SRC := $(foreach f,$(FOLDERS),$($(f)_SRC))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 FOLDER_LIBS := $(foreach f,$(FOLDERS),$(BUILD)/libumbra_$(f).a)
 ENGINE_LIB := $(BUILD)/libumbra_engine.a
-BIND_SRC := $(filter-out lua/main.c,$(wildcard lua/*.c))
+BIND_SRC := $(filter-out lua/main.c lua/repl.c,$(wildcard lua/*.c))
+EXE_OBJ := $(BUILD)/lua/main.o $(BUILD)/lua/repl.o
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
@@ -123,8 +124,8 @@ $(CORE_SO): $(BIND_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(BIND_OBJ) $(WHOLE_LIB) $(filter-out -llua5.4,$(LDLIBS)) -ldl -fopenmp
 
-$(EXE): $(BUILD)/lua/main.o $(BIND_OBJ) $(LIB)
-	$(CC) -o $@ $(BUILD)/lua/main.o $(BIND_OBJ) $(WHOLE_LIB) $(LDLIBS) -Wl,-E -ldl -fopenmp
+$(EXE): $(EXE_OBJ) $(BIND_OBJ) $(LIB)
+	$(CC) -o $@ $(EXE_OBJ) $(BIND_OBJ) $(WHOLE_LIB) $(LDLIBS) -Wl,-E -ldl -fopenmp
 
 $(CUDA_SO): $(CUDA_OBJ)
 	@mkdir -p $(dir $@)

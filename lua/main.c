@@ -1,8 +1,8 @@
 /* The umbra executable: a Lua 5.4 interpreter with umbra.core linked in (preloaded) and
  * package.path pointing at the library when run from the source tree or an install.
- * `umbra` opens a REPL (readline, history in ~/.umbra_history) that prints the values of
- * expressions; `umbra script.lua args...` runs a script with the global `arg` as lua.c
- * sets it; -e, -l, -i, -v/--version, -h/--help as in lua. Errors: traceback, exit 1.
+ * `umbra` opens the REPL (repl.c); `umbra script.lua args...` runs a script with the global `arg` as lua.c
+ * sets it; -e, -l, -i, -v/--version, -h/--help as in lua; the library is the global `umbra`
+ * in every mode. Errors: traceback, exit 1.
  * Before anything else it settles how the two thread pools wait (see settle_thread_pools). */
 #define _GNU_SOURCE   /* sched_setaffinity, CPU_SET */
 #include <limits.h>
@@ -17,13 +17,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include <readline/history.h>
-#include <readline/readline.h>
+#include "exe.h"
 #include "umbra.h"
 
 int luaopen_umbra_core(lua_State *L);
 
-static const char *progname = "umbra";
+const char *umbra_progname = "umbra";
 static lua_State *running_state; /* for the SIGINT handler */
 
 static void print_usage(FILE *f) {
@@ -37,7 +36,7 @@ static void print_usage(FILE *f) {
             "  --        stop handling options\n"
             "  -         run stdin as a script\n"
             "With no arguments: a REPL that prints the values of expressions.\n",
-            progname);
+            umbra_progname);
 }
 
 /* ---- calling Lua with a traceback, interruptible by Ctrl-C ------------------------ */
@@ -64,7 +63,7 @@ static int msghandler(lua_State *L) {
     return 1;
 }
 
-static int docall(lua_State *L, int narg, int nres) {
+int umbra_docall(lua_State *L, int narg, int nres) {
     int base = lua_gettop(L) - narg;
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
@@ -77,10 +76,10 @@ static int docall(lua_State *L, int narg, int nres) {
 }
 
 /* Print the error at the top of the stack (if status says there is one). */
-static int report(lua_State *L, int status) {
+int umbra_report(lua_State *L, int status) {
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
+        fprintf(stderr, "%s: %s\n", umbra_progname, msg ? msg : "(error object is not a string)");
         fflush(stderr);
         lua_pop(L, 1);
     }
@@ -88,13 +87,13 @@ static int report(lua_State *L, int status) {
 }
 
 static int dochunk(lua_State *L, int status) {
-    if (status == LUA_OK) status = docall(L, 0, 0);
-    return report(L, status);
+    if (status == LUA_OK) status = umbra_docall(L, 0, 0);
+    return umbra_report(L, status);
 }
 
 /* ---- paths ------------------------------------------------------------------------ */
 
-static int exists(const char *path) {
+int umbra_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
@@ -120,7 +119,7 @@ static void set_paths(lua_State *L) {
     static const char *const installed[] = {"/share/lua/5.4/?.lua;", "/share/lua/5.4/?/init.lua;",
                                             "/share/umbra/?.lua;", "/share/umbra/?/init.lua;", NULL};
     snprintf(probe, sizeof probe, "%.*s/lua/umbra/init.lua", PATH_MAX - 1, root);
-    const char *const *dirs = exists(probe) ? tree : installed;
+    const char *const *dirs = umbra_exists(probe) ? tree : installed;
     lua_getglobal(L, "package");
     int package = lua_gettop(L), pieces = 0;
     for (int k = 0; dirs[k]; k++, pieces += 2) {
@@ -138,118 +137,6 @@ static void preload_core(lua_State *L) {
     lua_pushcfunction(L, luaopen_umbra_core);
     lua_setfield(L, -2, "umbra.core");
     lua_pop(L, 1);
-}
-
-/* ---- the REPL ------------------------------------------------------------------- */
-
-static char history_path[PATH_MAX];
-
-static char *read_line(const char *prompt) {
-    if (isatty(STDIN_FILENO)) return readline(prompt);
-    static char buf[4096];
-    fputs(prompt, stdout);
-    fflush(stdout);
-    if (!fgets(buf, sizeof buf, stdin)) return NULL;
-    buf[strcspn(buf, "\n")] = '\0';
-    return strdup(buf);
-}
-
-static void remember(const char *line) {
-    if (!isatty(STDIN_FILENO) || !*line) return;
-    add_history(line);
-    if (*history_path) append_history(1, history_path);
-}
-
-/* Compile `return <line>`, so that an expression shows its values. */
-static int load_as_expression(lua_State *L, const char *line) {
-    const char *code = lua_pushfstring(L, "return %s;", line);
-    int status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
-    lua_remove(L, -2);
-    if (status != LUA_OK) lua_pop(L, 1);
-    return status;
-}
-
-static int incomplete(lua_State *L, int status) {
-    size_t len;
-    const char *msg = lua_tolstring(L, -1, &len);
-    return status == LUA_ERRSYNTAX && len >= 5 && strcmp(msg + len - 5, "<eof>") == 0;
-}
-
-/* Read one input (several lines while the statement is incomplete) and compile it.
- * Returns -1 at end of input; otherwise the load status with the chunk or error on top. */
-static int load_input(lua_State *L) {
-    char *line = read_line("> ");
-    if (!line) return -1;
-    if (load_as_expression(L, line) == LUA_OK) {
-        remember(line);
-        free(line);
-        return LUA_OK;
-    }
-    lua_pushstring(L, line);
-    free(line);
-    for (int first = 1;; first = 0) {
-        size_t len;
-        const char *code = lua_tolstring(L, -1, &len);
-        /* A completed multi-line expression also shows its values. */
-        if (!first && load_as_expression(L, code) == LUA_OK) {
-            remember(code);
-            lua_remove(L, -2);
-            return LUA_OK;
-        }
-        int status = luaL_loadbuffer(L, code, len, "=stdin");
-        if (!incomplete(L, status)) {
-            remember(lua_tostring(L, -2));
-            lua_remove(L, -2);
-            return status;
-        }
-        lua_pop(L, 1);
-        char *more = read_line(">> ");
-        if (!more) {
-            lua_pop(L, 1);
-            return -1;
-        }
-        lua_pushstring(L, "\n");
-        lua_pushstring(L, more);
-        free(more);
-        lua_concat(L, 3);
-    }
-}
-
-static void print_results(lua_State *L) {
-    int n = lua_gettop(L);
-    if (n == 0) return;
-    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
-    lua_insert(L, 1);
-    if (lua_pcall(L, n, 0, 0) != LUA_OK)
-        fprintf(stderr, "%s: error calling 'print' (%s)\n", progname, lua_tostring(L, -1));
-}
-
-static void repl(lua_State *L) {
-    const char *home = getenv("HOME");
-    if (home && isatty(STDIN_FILENO)) {
-        snprintf(history_path, sizeof history_path, "%s/.umbra_history", home);
-        rl_readline_name = "umbra";
-        rl_inhibit_completion = 1; /* Tab inserts itself, not file names */
-        read_history(history_path);
-        if (!exists(history_path)) write_history(history_path);
-        history_truncate_file(history_path, 2000);
-    }
-    /* Convenience at the prompt only: the library as a global (scripts require it). */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "umbra");
-    if (docall(L, 1, 1) == LUA_OK) lua_setglobal(L, "umbra");
-    else report(L, LUA_ERRRUN);
-    for (;;) {
-        lua_settop(L, 0);
-        int status = load_input(L);
-        if (status == -1) break;
-        if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
-        if (status == LUA_OK) print_results(L);
-        else fprintf(stderr, "%s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error)");
-    }
-    lua_settop(L, 0);
-    putchar('\n');
 }
 
 /* ---- command line ------------------------------------------------------------------ */
@@ -273,11 +160,11 @@ static int collect_args(int argc, char **argv, options *o) {
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) o->help = 1;
         else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
             if (++i >= argc) {
-                fprintf(stderr, "%s: '%s' needs an argument\n", progname, a);
+                fprintf(stderr, "%s: '%s' needs an argument\n", umbra_progname, a);
                 return 0;
             }
         } else {
-            fprintf(stderr, "%s: unrecognized option '%s'\n", progname, a);
+            fprintf(stderr, "%s: unrecognized option '%s'\n", umbra_progname, a);
             return 0;
         }
     }
@@ -303,7 +190,7 @@ static int require_into_global(lua_State *L, const char *spec) {
     const char *mod = eq ? eq + 1 : spec;
     lua_getglobal(L, "require");
     lua_pushstring(L, mod);
-    int status = docall(L, 1, 1);
+    int status = umbra_docall(L, 1, 1);
     if (status == LUA_OK) {
         if (eq) lua_pushlstring(L, spec, (size_t)(eq - spec));
         else lua_pushstring(L, mod);
@@ -311,7 +198,7 @@ static int require_into_global(lua_State *L, const char *spec) {
         lua_setglobal(L, lua_tostring(L, -2));
         lua_pop(L, 1);
     }
-    return report(L, status);
+    return umbra_report(L, status);
 }
 
 static int run_options(lua_State *L, int argc, char **argv, int script) {
@@ -336,9 +223,9 @@ static int run_script(lua_State *L, int argc, char **argv, int script) {
         int n = argc - script - 1;
         luaL_checkstack(L, n + 3, "too many arguments to script");
         for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-        status = docall(L, n, 0);
+        status = umbra_docall(L, n, 0);
     }
-    return report(L, status) == LUA_OK;
+    return umbra_report(L, status) == LUA_OK;
 }
 
 /* Everything that may raise runs inside this protected function. */
@@ -346,7 +233,7 @@ static int pmain(lua_State *L) {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = lua_touserdata(L, 2);
     options o = {0};
-    if (argv[0] && argv[0][0]) progname = argv[0];
+    if (argv[0] && argv[0][0]) umbra_progname = argv[0];
     if (!collect_args(argc, argv, &o)) {
         print_usage(stderr);
         return 0;
@@ -367,16 +254,24 @@ static int pmain(lua_State *L) {
     preload_core(L);
     set_paths(L);
     create_arg_table(L, argc, argv, o.script);
+    /* the library as the global `umbra` in every mode (-e, scripts, the REPL) */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "umbra");
+    if (umbra_docall(L, 1, 1) != LUA_OK) {
+        umbra_report(L, LUA_ERRRUN);
+        return 0;
+    }
+    lua_setglobal(L, "umbra");
     int ran_e = 0;
     for (int i = 1; i < (o.script ? o.script : argc); i++) ran_e |= strcmp(argv[i], "-e") == 0;
     if (!run_options(L, argc, argv, o.script)) return 0;
     if (o.script && !run_script(L, argc, argv, o.script)) return 0;
-    if (o.interactive) repl(L);
+    if (o.interactive) umbra_repl(L);
     else if (!o.script && !ran_e) {
         if (isatty(STDIN_FILENO)) {
             printf("umbra %s (%s); the library is the global 'umbra'\n", UMBRA_VERSION,
                    LUA_VERSION);
-            repl(L);
+            umbra_repl(L);
         } else if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK) {
             return 0;
         }
@@ -450,7 +345,7 @@ int main(int argc, char **argv) {
     lua_pushlightuserdata(L, argv);
     int status = lua_pcall(L, 2, 1, 0);
     int ok = lua_toboolean(L, -1);
-    report(L, status);
+    umbra_report(L, status);
     lua_close(L);
     return status == LUA_OK && ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

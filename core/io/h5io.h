@@ -2,15 +2,17 @@
  * ("model/params/block_2_0.main.conv1.weight": groups model/params, dataset name with
  * dots) and typed attributes (string, int64, double) on the root or on a group
  * ("optim/lr" is attribute lr of group /optim). Files carry format = "umbra-checkpoint",
- * version = 1 and layout = "NCHW" on the root, are written atomically (temporary name,
- * fsync, rename) and read by h5dump and h5py. HDF5 errors become UM_EFORMAT/UM_EIO messages. */
+ * version = 2 and layout = "NCHW" on the root, are written atomically (temporary name,
+ * fsync, rename) in HDF5's checksummed (1.8+) format after a 512-byte digest block that is
+ * verified before HDF5 reads the file (h5io_seal.h, docs/checkpoints.md), and are read by
+ * h5dump and h5py. HDF5 errors become UM_EFORMAT/UM_EIO messages. */
 #ifndef UM_H5IO_H
 #define UM_H5IO_H
 #include <stdint.h>
 #include "tensor.h"
 
 #define UM_H5_FORMAT "umbra-checkpoint"
-#define UM_H5_VERSION 1
+#define UM_H5_VERSION 2        /* written; version 1 files (no digest block) still load */
 
 typedef enum { UM_H5_STRING, UM_H5_INT, UM_H5_DOUBLE } um_h5_attr_kind;
 

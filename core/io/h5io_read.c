@@ -3,6 +3,7 @@
  * its attributes (um_h5_read, for optimiser state and import tools). Any HDF5 failure,
  * including a Fletcher-32 mismatch, becomes a message naming the file and the tensor. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,11 +11,16 @@
 #include "backend.h"
 #include "error.h"
 #include "io/h5io.h"
+#include "io/h5io_seal.h"
 #include "io/h5io_util.h"
 
-static int open_file(hid_t *out, const char *path) {
+/* Open path for reading after checking its digest block (h5io_seal.h); *sealed tells
+ * whether it had one (version 2) or is a version 1 or foreign HDF5 file. */
+static int open_file(hid_t *out, int *sealed, const char *path) {
     char why[256];
-    if (access(path, R_OK) != 0) return um_fail(UM_EIO, "%s: cannot open (%s)", path, strerror(errno));
+    int v = um_h5_verify_file(path);
+    if (v < 0) return v;
+    *sealed = v == UM_H5_SEALED;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return um_fail(UM_EFORMAT, "%s: not a readable HDF5 file (truncated or corrupt)%s", path, um_h5_reason(why, sizeof why));
     *out = f;
@@ -26,8 +32,11 @@ static int open_file(hid_t *out, const char *path) {
 static int read_attr(hid_t attr, um_h5_attr *a) {
     hid_t type = H5Aget_type(attr), space = H5Aget_space(attr), mem = -1;
     int rc = 0;
+    if (type < 0 || space < 0) { rc = UM_EFORMAT; goto done; }
     H5T_class_t cls = H5Tget_class(type);
-    if (H5Sget_simple_extent_npoints(space) != 1) goto done;
+    hssize_t npoints = H5Sget_simple_extent_npoints(space);
+    if (cls == H5T_NO_CLASS || npoints < 0) { rc = UM_EFORMAT; goto done; }
+    if (npoints != 1) goto done;
     if (cls == H5T_INTEGER) {
         a->kind = UM_H5_INT;
         rc = H5Aread(attr, H5T_NATIVE_INT64, &a->i) < 0 ? UM_EFORMAT : 1;
@@ -37,19 +46,22 @@ static int read_attr(hid_t attr, um_h5_attr *a) {
     } else if (cls == H5T_STRING) {
         a->kind = UM_H5_STRING;
         mem = H5Tcopy(H5T_C_S1);
-        if (H5Tis_variable_str(type) > 0) {
+        htri_t variable = H5Tis_variable_str(type);
+        H5T_cset_t cset = H5Tget_cset(type);
+        if (mem < 0 || variable < 0 || cset < 0) { rc = UM_EFORMAT; goto done; }
+        if (variable) {
             char *s = NULL;
-            H5Tset_size(mem, H5T_VARIABLE);
-            H5Tset_cset(mem, H5Tget_cset(type));
+            if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Tset_cset(mem, cset) < 0) { rc = UM_EFORMAT; goto done; }
             if (H5Aread(attr, mem, &s) < 0) { rc = UM_EFORMAT; goto done; }
             a->s = um_h5_strdup(s ? s : "");
             H5free_memory(s);
         } else {
             size_t n = H5Tget_size(type);
+            if (n == 0 || n > (1u << 20)) { rc = UM_EFORMAT; goto done; }
             char *s = um_alloc(n + 1);
             if (!s) { rc = UM_ENOMEM; goto done; }
-            H5Tset_size(mem, n + 1);  /* room for the terminator HDF5 adds */
-            if (H5Aread(attr, mem, s) < 0) { um_dealloc(s); rc = UM_EFORMAT; goto done; }
+            /* room for the terminator HDF5 adds */
+            if (H5Tset_size(mem, n + 1) < 0 || H5Aread(attr, mem, s) < 0) { um_dealloc(s); rc = UM_EFORMAT; goto done; }
             s[n] = '\0';
             a->s = s;
         }
@@ -57,14 +69,15 @@ static int read_attr(hid_t attr, um_h5_attr *a) {
     }
 done:
     if (mem >= 0) H5Tclose(mem);
-    H5Tclose(type);
-    H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
     return rc;
 }
 
 /* Attribute name of loc as an um_h5_attr (0: absent or not a scalar). */
 static int read_named_attr(hid_t loc, const char *name, um_h5_attr *a) {
-    if (H5Aexists(loc, name) <= 0) return 0;
+    htri_t exists = H5Aexists(loc, name);
+    if (exists <= 0) return exists < 0 ? UM_EFORMAT : 0;
     hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
     if (attr < 0) return UM_EFORMAT;
     int rc = read_attr(attr, a);
@@ -72,7 +85,9 @@ static int read_named_attr(hid_t loc, const char *name, um_h5_attr *a) {
     return rc;
 }
 
-static int check_format(hid_t file, const char *path) {
+/* format = "umbra-checkpoint" and the version that matches the file's kind: 2 with the
+ * digest block, 1 without (files written before the block existed). */
+static int check_format(hid_t file, const char *path, int sealed) {
     um_h5_attr a = {0};
     int rc = read_named_attr(file, "format", &a);
     int ok = rc == 1 && a.kind == UM_H5_STRING && strcmp(a.s, UM_H5_FORMAT) == 0;
@@ -92,8 +107,11 @@ static int check_format(hid_t file, const char *path) {
     if (a.kind == UM_H5_STRING) um_dealloc((char *)a.s);
     if (rc != 1 || a.kind != UM_H5_INT)
         return um_fail(UM_EFORMAT, "%s: expected an integer attribute version, found none", path);
-    if (a.i != UM_H5_VERSION)
-        return um_fail(UM_EFORMAT, "%s: checkpoint version %lld, this umbra reads version %d", path, (long long)a.i, UM_H5_VERSION);
+    if (a.i != 1 && a.i != UM_H5_VERSION)
+        return um_fail(UM_EFORMAT, "%s: checkpoint version %lld, this umbra reads versions 1 and %d", path, (long long)a.i, UM_H5_VERSION);
+    if (a.i != (sealed ? UM_H5_VERSION : 1))
+        return um_fail(UM_EFORMAT, "%s: checkpoint version %lld %s its digest block (damaged or rewritten by another tool)", path,
+                       (long long)a.i, sealed ? "with a version 2 digest block: inconsistent" : "without");
     return UM_OK;
 }
 
@@ -101,10 +119,13 @@ static int check_format(hid_t file, const char *path) {
  * integer (converted); -1 otherwise. name: text for messages ("float64"). */
 static int dataset_dtype(hid_t ds, int strict, char *name, size_t n) {
     hid_t type = H5Dget_type(ds);
+    snprintf(name, n, "unreadable");
+    if (type < 0) return -1;
     H5T_class_t cls = H5Tget_class(type);
     size_t size = H5Tget_size(type);
     int sign = cls == H5T_INTEGER ? H5Tget_sign(type) == H5T_SGN_2 : 1;
     H5Tclose(type);
+    if (cls == H5T_NO_CLASS || size == 0) return -1;
     snprintf(name, n, "%s%zu", cls == H5T_FLOAT ? "float" : cls == H5T_INTEGER ? (sign ? "int" : "uint") : "non-numeric ", size * 8);
     if (cls == H5T_FLOAT && (!strict || size == 4)) return UM_FLOAT32;
     if (cls == H5T_INTEGER && (!strict || (size == 8 && sign))) return UM_INT64;
@@ -114,20 +135,25 @@ static int dataset_dtype(hid_t ds, int strict, char *name, size_t n) {
 /* Shape of a dataset; -1 when not a scalar or a simple space of at most UM_MAXDIM dims. */
 static int dataset_shape(hid_t ds, int64_t *size) {
     hid_t space = H5Dget_space(ds);
+    if (space < 0) return -1;
     H5S_class_t cls = H5Sget_simple_extent_type(space);
     int nd = cls == H5S_SCALAR ? 0 : cls == H5S_SIMPLE ? H5Sget_simple_extent_ndims(space) : -1;
     hsize_t dims[H5S_MAX_RANK];
     if (nd > UM_MAXDIM) nd = -1;
-    if (nd > 0) {
-        H5Sget_simple_extent_dims(space, dims, NULL);
-        for (int d = 0; d < nd; d++) size[d] = (int64_t)dims[d];
+    if (nd > 0 && H5Sget_simple_extent_dims(space, dims, NULL) != nd) nd = -1;
+    for (int d = 0; d < nd; d++) {
+        if (dims[d] > (hsize_t)INT64_MAX / 8) { nd = -1; break; }
+        size[d] = (int64_t)dims[d];
     }
     H5Sclose(space);
     return nd;
 }
 
+/* Read a dataset whose dtype and shape were checked into t. A non-empty dataset with no
+ * stored data (a damaged chunk index would read HDF5's fill value, zeros) is refused. */
 static int read_data(hid_t ds, um_tensor *t) {
     if (um_numel(t) == 0) return 0;
+    if (H5Dget_storage_size(ds) == 0) return -1;
     return H5Dread(ds, t->dtype == UM_FLOAT32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                    (char *)t->storage->data + t->offset * um_dtype_size(t->dtype));
 }
@@ -153,9 +179,9 @@ static int check_entry(hid_t file, const char *path, const um_h5_entry *e) {
     return UM_OK;
 }
 
-static int load_all(hid_t file, const char *path, int n, const um_h5_entry *e, um_tensor **tmp) {
+static int load_all(hid_t file, int sealed, const char *path, int n, const um_h5_entry *e, um_tensor **tmp) {
     char why[256];
-    int rc = check_format(file, path);
+    int rc = check_format(file, path, sealed);
     for (int i = 0; i < n && !rc; i++) rc = check_entry(file, path, &e[i]);
     for (int i = 0; i < n && !rc; i++) {
         const char *p = *e[i].path == '/' ? e[i].path + 1 : e[i].path;
@@ -173,10 +199,11 @@ int um_h5_load(const char *path, int n, const um_h5_entry *entries) {
     um_h5_quiet q;
     um_h5_quiet_begin(&q);
     hid_t file;
-    int rc = open_file(&file, path);
+    int sealed;
+    int rc = open_file(&file, &sealed, path);
     if (!rc) {
         um_tensor **tmp = um_calloc(sizeof(um_tensor *) * (size_t)(n + 1));
-        rc = tmp ? load_all(file, path, n, entries, tmp) : UM_ENOMEM;
+        rc = tmp ? load_all(file, sealed, path, n, entries, tmp) : UM_ENOMEM;
         for (int i = 0; tmp && i < n; i++) um_tensor_release(tmp[i]);
         um_dealloc(tmp);
         H5Fclose(file);
@@ -281,7 +308,12 @@ static herr_t visit_link(hid_t root, const char *name, const H5L_info_t *info, v
     else if (type == H5I_GROUP) {
         v->group = name;
         hsize_t idx = 0;
-        H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_attr, v);
+        if (H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_attr, v) < 0 && !v->rc) {
+            char why[256];
+            v->rc = um_fail(UM_EFORMAT, "%s: cannot list the attributes of %s (corrupt file?)%s", v->path, name, um_h5_reason(why, sizeof why));
+        }
+    } else if (type != H5I_DATASET) {
+        v->rc = um_fail(UM_EFORMAT, "%s: %s is neither a group nor a dataset (corrupt file?)", v->path, name);
     }
     H5Oclose(obj);
     return v->rc ? -1 : 0;
@@ -316,18 +348,19 @@ int um_h5_read(um_h5_contents **out, const char *path, const char *prefix, int w
     um_h5_quiet q;
     um_h5_quiet_begin(&q);
     hid_t file;
-    int rc = open_file(&file, path);
+    int sealed;
+    int rc = open_file(&file, &sealed, path);
     if (rc) { um_h5_quiet_end(&q); return rc; }
     visit_ctx v = {.file = file, .path = path, .prefix = prefix, .group = "", .with_data = with_data};
-    if (check) rc = check_format(file, path);
+    if (check) rc = check_format(file, path, sealed);
     if (!rc && !(v.c = um_calloc(sizeof *v.c))) rc = UM_ENOMEM;
     if (!rc) {
         hsize_t idx = 0;
-        H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_attr, &v);
-        if (!(rc = v.rc) && H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, visit_link, &v) < 0 && !(rc = v.rc)) {
-            char why[256];
+        char why[256];
+        if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_attr, &v) < 0 && !(rc = v.rc))
+            rc = um_fail(UM_EFORMAT, "%s: cannot list the root attributes (corrupt file?)%s", path, um_h5_reason(why, sizeof why));
+        if (!rc && !(rc = v.rc) && H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, visit_link, &v) < 0 && !(rc = v.rc))
             rc = um_fail(UM_EFORMAT, "%s: cannot list the contents (corrupt file?)%s", path, um_h5_reason(why, sizeof why));
-        }
     }
     H5Fclose(file);
     um_h5_quiet_end(&q);

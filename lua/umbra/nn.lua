@@ -20,7 +20,7 @@ for name, f in pairs(C.methods) do Module[name] = f end
 
 local mt = C.metatable
 -- m.name / m[i]: a method, else a child, else one of m's own parameters (m.weight,
--- m.bias); any other name is an error that suggests the nearest method or child.
+-- m.bias); a name within a slip of one of those is an error that suggests it.
 mt.__index = function(self, key)
   local method = Module[key]
   if method ~= nil then return method end
@@ -45,8 +45,10 @@ mt.__index = function(self, key)
   for _, path in ipairs(paths) do
     if not path:find(".", 1, true) then names[#names + 1] = path end
   end
-  error(string.format("no method, child or parameter '%s' on umbra.Module (%s)%s", key, self:type(),
-                require("umbra.suggest").did_you_mean(key, names)), 2)
+  -- a name near a known one is a slip; any other stays nil, so code may probe (m.core)
+  local hint = require("umbra.suggest").did_you_mean(key, names)
+  if hint == "" then return nil end
+  error(string.format("no method, child or parameter '%s' on umbra.Module (%s)%s", key, self:type(), hint), 2)
 end
 mt.__newindex = function(self, key, value)
   local state = C.lua_state(self)
@@ -245,17 +247,18 @@ end
 --- m:backward(x, gy [, {input_grad = false}]) -> gx (nil when input_grad is false)
 --- Gradients accumulate: backward adds to the parameters' gradients (call
 --- m:zero_grad() before each step).
-local backward_count = 0
+-- The count of backwards lives on the modules' metatable (in the registry), so that it
+-- is one count even when this file is loaded twice (busted insulates its spec files).
 function Module:backward(x, gy, opts)
   local want = not (type(opts) == "table" and opts.input_grad == false)
   local gx = C.methods.backward(self, x, gy, want)
-  backward_count = backward_count + 1
+  rawset(mt, "backward_count", (rawget(mt, "backward_count") or 0) + 1)
   return gx
 end
 
 --- nn.backward_count() -> how many m:backward calls have succeeded in this process (the
 --- optimisers use it to warn about a step without a backward)
-function nn.backward_count() return backward_count end
+function nn.backward_count() return rawget(mt, "backward_count") or 0 end
 
 function Module:evaluate() return C.methods.train(self, false) end
 

@@ -83,9 +83,7 @@ describe("PyTorch habits", function()
     ok, err = pcall(function() return m.fc3 end)
     assert.is_false(ok)
     assert.matches("did you mean 'fc", err, 1, true)
-    ok, err = pcall(function() return m.zzzzzzzzzz end)
-    assert.is_false(ok)
-    assert.not_matches("did you mean", err, 1, true)
+    assert.is_nil(m.zzzzzzzzzz)   -- far from every name: nil, so code may probe
   end)
 
   it("warns once when opt:step() follows no backward", function()

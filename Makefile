@@ -74,8 +74,13 @@ CUDA_SRC := $(wildcard core/cuda/*.cu)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CUDA_SO := $(BUILD)/lua/umbra/libumbra_cuda.so
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(CUDA_LDFLAGS) -lcudart -lcublas -lcudnn -lstdc++
+# CUDA_ARCH: the GPUs to build for (A100, A10/RTX 30xx, L4/RTX 40xx, H100), plus PTX of
+# the last one, which newer GPUs compile when the library loads.
+CUDA_ARCH ?= sm_80 sm_86 sm_89 sm_90
+CUDA_PTX := $(lastword $(CUDA_ARCH))
 NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC,-Wall -Icore $(CUDA_CFLAGS) \
-           -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+           $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a:sm_%=%),code=$(a)) \
+           -gencode arch=compute_$(CUDA_PTX:sm_%=%),code=compute_$(CUDA_PTX:sm_%=%)
 else
 CUDA_OBJ :=
 CUDA_SO :=
@@ -87,7 +92,7 @@ CORE_SO := $(BUILD)/lua/umbra/core.so
 EXE := $(BUILD)/umbra
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_main.c,$(wildcard tests/c/test_*.c)))
 
-.PHONY: check-layers all test test-c test-lua lint memcheck asan demo bench install clean help
+.PHONY: check-layers all test test-c test-lua lint docs memcheck asan demo bench install clean help
 all: $(LIB) $(FOLDER_LIBS) $(ENGINE_LIB) $(CORE_SO) $(EXE) $(CUDA_SO)
 
 # Header dependencies come from the compiler (-MMD -MP), one .d file beside each object.
@@ -152,6 +157,10 @@ test: all $(C_TESTS) $(EMBED_TEST) check-layers
 # luacheck over the Lua files .luacheckrc names; `make test` counts it as one check
 lint:
 	@scripts/run-tests lint
+
+# docs/api.md from the --- comments in lua/umbra/*.lua (make test checks it is current)
+docs: all
+	$(EXE) scripts/api-docs.lua docs/api.md
 
 test-c: $(C_TESTS)
 	@BUILD=$(BUILD) scripts/run-tests c

@@ -232,6 +232,7 @@ results.attrs.adv_steps = args.adv_steps
 results.attrs.adv_step = args.adv_step
 if args.adv_n then results.attrs.adv_n = math.min(args.adv_n, clean_labels:size(1)) end
 results.attrs.seed = args.seed
+results.attrs.label_base = 1   -- labels and image_index count from 1 (evalfile.lua)
 local path = out_dir .. "/eval.h5"
 local ok, serr = core.h5_save(path, results.tensors, results.attrs)
 if not ok then fail(serr) end

@@ -3,7 +3,8 @@
 -- /adv and /ood/<name>, each with probs (n, K) float32 softmax outputs and labels (n) int64
 -- (the true class 1..K for clean and adv, 0 otherwise); /ood/<name> may add images (m, C, H, W)
 -- of its most confident points and image_index (m) int64, their rows in probs (1-based).
--- Root attributes: model_name, dataset, num_classes, test_error (a fraction), checkpoint.
+-- Root attributes: model_name, dataset, num_classes, test_error (a fraction), checkpoint,
+-- and label_base = 1 (labels and image_index count from 1; subtract it for 0-based tools).
 local core = require "umbra.core"
 
 local evalfile = {}
@@ -25,9 +26,10 @@ end
 
 --- evalfile.write(path, sets, attrs) -> true | nil, message. sets: {clean = {probs =,
 --- labels =}, ..., ood = {<name> = {probs =, labels =, images =, image_index =}}}; attrs: the
---- root attributes (strings and numbers).
+--- root attributes (strings and numbers); label_base = 1 is added.
 function evalfile.write(path, sets, attrs)
-  local tensors = {}
+  local tensors, all_attrs = {}, {label_base = 1}
+  for k, v in pairs(attrs or {}) do all_attrs[k] = v end
   for group, s in pairs(sets) do
     if group == "ood" then
       for name, o in pairs(s) do
@@ -37,7 +39,7 @@ function evalfile.write(path, sets, attrs)
       for field, t in pairs(s) do tensors[group .. "/" .. field] = t end
     end
   end
-  return core.h5_save(path, tensors, attrs or {})
+  return core.h5_save(path, tensors, all_attrs)
 end
 
 local function check_set(where, s, K)

@@ -21,4 +21,8 @@ local function lazy_submodule(self, name)
   return module
 end
 
+--- umbra.help([obj_or_name]) prints the documentation of a function, module, model,
+--- tensor or name ("nn.Linear", "backward"); umbra.help() lists the modules
+function umbra.help(x) print(require("umbra.docs").help(x)) end
+
 return setmetatable(umbra, {__index = lazy_submodule})

@@ -44,6 +44,7 @@ describe("recipes/evaluate.lua", function()
     assert.are.same({"fashion_mnist"}, ev.ood_names)
     assert.are.equal(48, ev.ood.fashion_mnist.probs:size(1))
     assert.are.equal(40, math.tointeger(ev.attrs.adv_n))
+    assert.are.equal(1, math.tointeger(ev.attrs.label_base))   -- labels count from 1
     -- softmax rows
     local sums = ev.sets.noise_adv.probs:sum(2):to_table()
     for i = 1, #sums do assert.is_true(math.abs(sums[i] - 1) < 1e-4) end

@@ -20,6 +20,7 @@
     X(detection)        \
     X(data)             \
     X(checkpoint)       \
+    X(runfolder)        \
     X(cuda)             \
     X(dist)
 

@@ -16,6 +16,7 @@ local checkpoint = require "umbra.checkpoint"
 local noise = require "umbra.noise"
 local log = require "umbra.log"
 local config_file = require "umbra.config"
+local runfolder = require "umbra.runfolder"
 
 local parser = argparse("train", "Train a classifier with Plain, CEDA or ACET (Hein et al., CVPR 2019)")
 parser:option("--dataset", "mnist | fashion_mnist | svhn | cifar10 | cifar100", "mnist")
@@ -45,10 +46,14 @@ parser:option("--stop_epoch", "stop (with a checkpoint) after this epoch, to be 
 parser:option("--runs_dir", "where run folders go", "runs")
 local args = parser:parse(arg)
 
--- resuming: the run's own configuration wins over the command line, except what may change
-local run_dir
+-- resuming: the run's own configuration wins over the command line, except what may change;
+-- the folder is locked first, so that two trainings never share it
+local run_dir, folder_lock
 if args.resume then
   run_dir = args.resume
+  local lerr
+  folder_lock, lerr = runfolder.lock(run_dir)
+  if not folder_lock then io.stderr:write("train: --resume ", lerr, "\n"); os.exit(1) end
   local saved, cerr = config_file.read(run_dir .. "/config.lua")
   if not saved then io.stderr:write("train: --resume ", cerr, "\n"); os.exit(1) end
   local keep = {resume = true, threads = true, device = true, data_dir = true, max_steps = true, stop_epoch = true}
@@ -68,13 +73,33 @@ if args.loss ~= "max_conf" and args.loss ~= "uniform_conf" then
   parser:error("--loss must be max_conf or uniform_conf")
 end
 if args.model ~= "lenet" and args.model ~= "resnet_small" then parser:error("--model must be lenet or resnet_small") end
+-- every numeric flag checked before any work (a zero batch size or --save_every would
+-- only fail after a whole epoch)
+local function check_number(name, min, integer, max)
+  local v = args[name]
+  if v == nil and (name == "max_steps" or name == "n_train" or name == "n_test" or name == "stop_epoch") then return end
+  if type(v) ~= "number" or v ~= v or v < min or (max and v > max) or v == math.huge
+     or (integer and math.type(v) ~= "integer" and v ~= math.floor(v)) then
+    parser:error(string.format("--%s must be %s %s %g%s, got %s", name, integer and "an integer" or "a number",
+                               ">=", min, max and string.format(" and <= %g", max) or "", tostring(v)))
+  end
+  if integer then args[name] = math.tointeger(v) end
+end
+for _, c in ipairs{{"lr", 0}, {"lmbd", 0}, {"n_epochs", 1, true}, {"batch_size", 1, true}, {"at_frac", 0},
+                   {"pgd_niter", 0, true}, {"pgd_eps", 0}, {"frac_perm", 0, false, 1}, {"seed", 0, true},
+                   {"threads", 1, true}, {"max_steps", 1, true}, {"n_train", 1, true}, {"n_test", 1, true},
+                   {"save_every", 1, true}, {"stop_epoch", 1, true}} do
+  check_number(c[1], c[2], c[3], c[4])
+end
+if args.lr == 0 then parser:error("--lr must be > 0, got 0") end
 umbra.set_num_threads(args.threads)
 
 local function fail(msg) io.stderr:write("train: ", msg, "\n"); os.exit(1) end
 
-local train_set = data.load(args.dataset, {split = "train", dir = args.data_dir, limit = args.n_train})
+local train_set, terr = data.load(args.dataset, {split = "train", dir = args.data_dir, limit = args.n_train})
+if not train_set then fail(terr or "cannot load the training set") end
 local test_set, err = data.load(args.dataset, {split = "test", dir = args.data_dir, limit = args.n_test})
-if not train_set or not test_set then fail(err or "cannot load the training set") end
+if not test_set then fail(err or "cannot load the test set") end
 
 -- the run folder, as the authors' (timestamp and hyper-parameter string), without spaces
 if not run_dir then
@@ -83,6 +108,14 @@ if not run_dir then
                             args.dataset, args.model, args.lmbd, args.at_frac, args.pgd_eps, args.pgd_niter,
                             args.frac_perm, args.loss)
   run_dir = string.format("%s/%s/%s_%s", args.runs_dir, args.exp_name, os.date("%Y-%m-%d_%H-%M-%S"), hps)
+  os.execute("mkdir -p '" .. run_dir:gsub("'", "'\\''") .. "'")
+  local lerr
+  folder_lock, lerr = runfolder.lock(run_dir)
+  if not folder_lock then fail(lerr) end
+end
+-- temporary files of processes killed while saving
+for _, name in ipairs(runfolder.clean_stale(run_dir)) do
+  io.stderr:write("train: removed ", name, " (left by a killed run)\n")
 end
 
 local g = umbra.Generator(args.seed)
@@ -100,16 +133,29 @@ if steps_per_epoch < 1 then fail("the training set is smaller than one batch") e
 local total_steps = steps_per_epoch * args.n_epochs
 local schedule, boundaries = optim.paper_schedule(args.lr, total_steps)
 
+local config = {}
+for k, v in pairs(args) do config[k] = v end
+config.architecture, config.num_classes, config.steps_per_epoch = args.model, train_set.num_classes, steps_per_epoch
+
 local start_epoch, step = 1, 0
 if args.resume then
   local info, lerr = checkpoint.load(run_dir .. "/checkpoint.h5", {model = model, optim = opt, generator = g})
   if not info then fail(lerr) end
   start_epoch, step = info.epoch + 1, info.step
+  -- a kill between the metrics row and the checkpoint's rename left rows of later epochs
+  local rows, events = runfolder.trim(run_dir, info.epoch)
+  if rows + events > 0 then
+    io.stderr:write(string.format("train: dropped %d metrics rows and %d TensorBoard events after epoch %d\n",
+                                  rows, events, info.epoch))
+  end
+  -- the periodic copy of that epoch, when a kill came before it was written
+  local periodic = string.format("%s/checkpoint-%d.h5", run_dir, info.epoch)
+  if info.epoch % args.save_every == 0 and not io.open(periodic) then
+    local ok, serr = checkpoint.save(periodic, {model = model, optim = opt, generator = g, epoch = info.epoch,
+                                                step = step, config = config})
+    if not ok then fail(serr) end
+  end
 end
-
-local config = {}
-for k, v in pairs(args) do config[k] = v end
-config.architecture, config.num_classes, config.steps_per_epoch = args.model, train_set.num_classes, steps_per_epoch
 local columns = {"epoch", "train_err", "train_loss_clean", "train_loss_noise", "train_loss_total", "train_reg",
                  "train_conf_clean", "train_conf_noise", "test_err", "test_loss_clean", "test_conf_clean",
                  "test_conf_noise", "lr", "seconds"}
@@ -198,3 +244,4 @@ for epoch = start_epoch, args.n_epochs do
   end
 end
 run:print("Worker done: %s", run_dir)
+folder_lock:release()

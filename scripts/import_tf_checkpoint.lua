@@ -21,6 +21,23 @@ local function fail(fmt, ...)
   os.exit(1)
 end
 
+-- The output must not be one of the checkpoint's own files (PREFIX PREFIX.index would
+-- replace the index by the HDF5 file): compared after resolving links and "..".
+local function resolved(path)
+  local p = io.popen("realpath -m -- '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
+  local r = p:read("l")
+  p:close()
+  return r or path
+end
+if args.out then
+  local out = resolved(args.out)
+  local d = io.popen("ls -d -- '" .. args.prefix:gsub("'", "'\\''") .. "'.* 2>/dev/null")
+  for input in d:lines() do
+    if resolved(input) == out then fail("refusing to write %s: it is an input (%s)", args.out, input) end
+  end
+  d:close()
+end
+
 local function shape_str(shape) return "[" .. table.concat(shape, ", ") .. "]" end
 
 local function numel(shape)

@@ -1,5 +1,5 @@
 -- umbra.config: a run's configuration as a readable Lua file (config.lua), written
--- atomically and read back in an empty environment (the file can hold only data).
+-- atomically and read back in an empty environment with an instruction limit (data only).
 local config = {}
 
 local function serialise(v)
@@ -33,11 +33,27 @@ function config.write(path, tbl)
 end
 
 --- Read a table written by config.write; nil, message when missing or malformed.
+-- A configuration is data: a few hundred instructions. The file runs in an empty
+-- environment, in a coroutine whose count hook stops it after this many, so that a
+-- config.lua holding `while true do end` (or building huge strings) cannot hang a resume.
+local INSTRUCTION_LIMIT = 100000
+
 function config.read(path)
   local chunk, err = loadfile(path, "t", {})
   if not chunk then return nil, "config: cannot read " .. path .. ": " .. tostring(err) end
-  local ok, t = pcall(chunk)
-  if not ok or type(t) ~= "table" then return nil, "config: " .. path .. " does not hold a configuration table" end
+  local co = coroutine.create(chunk)
+  debug.sethook(co, function() error("config: " .. path .. " runs more than " .. INSTRUCTION_LIMIT
+                                     .. " instructions: not a configuration table", 0) end, "", INSTRUCTION_LIMIT)
+  local ok, t = coroutine.resume(co)
+  if not ok then
+    return nil, tostring(t):find("instructions", 1, true) and t or "config: " .. path .. ": " .. tostring(t)
+  end
+  if type(t) ~= "table" then return nil, "config: " .. path .. " does not hold a configuration table" end
+  for k, v in pairs(t) do
+    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean") then
+      return nil, "config: " .. path .. ": entry " .. tostring(k) .. " is not a string, number or boolean"
+    end
+  end
   return t
 end
 

@@ -268,6 +268,21 @@ describe("scripts/import-tf-checkpoint --list", function()
     assert.is_truthy(out:find("3 variables; 9 trainable parameters", 1, true), out)
   end)
 
+  it("refuses to overwrite one of its inputs", function()
+    local prefix = make_checkpoint(tmpdir())
+    local f = assert(io.open(prefix .. ".index", "rb"))
+    local before = f:read("a")
+    f:close()
+    for _, target in ipairs{prefix .. ".index", prefix .. ".data-00000-of-00001"} do
+      local out, rc = import(prefix, target)
+      assert.are.equal(1, rc, out)
+      assert.is_truthy(out:find("refusing to write " .. target .. ": it is an input", 1, true), out)
+    end
+    f = assert(io.open(prefix .. ".index", "rb"))
+    assert.are.equal(before, f:read("a"))
+    f:close()
+  end)
+
   it("fails with the reader's message and status 1", function()
     local out, rc = import("--list", "/nonexistent/x")
     assert.are.equal(1, rc)

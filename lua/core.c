@@ -18,6 +18,7 @@
     X(optim)            \
     X(metrics)          \
     X(detection)        \
+    X(certify)          \
     X(data)             \
     X(checkpoint)       \
     X(runfolder)        \

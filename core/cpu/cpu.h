@@ -11,6 +11,10 @@ typedef void (*um_row_fn)(void *ctx, char *o, int64_t so, const char *a, int64_t
 void um_cpu_for_rows(const um_tensor *o, const um_tensor *a, const um_tensor *b, um_row_fn fn, void *ctx);
 
 int um_cpu_copy_strided(um_tensor *dst, const um_tensor *src);
+/* Interval-bound kernels of the ood table (core/cpu/ibp_kernels.c). */
+int um_cpu_ibp_input_box(um_tensor *lo, um_tensor *hi, const um_tensor *z, float eps);
+int um_cpu_ibp_elision(um_tensor *ud, const um_tensor *lo, const um_tensor *hi, const um_tensor *w, const um_tensor *b);
+int um_cpu_ibp_confidence(um_tensor *conf, const um_tensor *ud);
 int um_cpu_fill(um_tensor *t, double value);
 int um_cpu_binary(um_tensor *out, um_binop op, const um_tensor *a, const um_tensor *b);
 int um_cpu_binary_scalar(um_tensor *out, um_binop op, const um_tensor *a, double s, int reversed);

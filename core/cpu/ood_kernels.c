@@ -142,4 +142,7 @@ const struct um_ood_ops um_cpu_ood_ops = {
     .random_start = cpu_random_start,
     .pgd_step = cpu_pgd_step,
     .keep_best = cpu_keep_best,
+    .ibp_input_box = um_cpu_ibp_input_box,
+    .ibp_elision = um_cpu_ibp_elision,
+    .ibp_confidence = um_cpu_ibp_confidence,
 };

@@ -140,5 +140,7 @@ int um_cu_weight_decay(const um_tensor *w, um_tensor *g, double lambda, double *
 
 extern const struct um_nn_ops *um_cu_nn_ops(void);
 extern const struct um_ood_ops *um_cu_ood_ops(void);
+/* Fills the interval-bound entries of the ood table (core/cuda/ibp_kernels.cu). */
+void um_cu_ibp_kernels(struct um_ood_ops *t);
 
 #endif

@@ -200,5 +200,6 @@ const struct um_ood_ops *um_cu_ood_ops(void) {
     table.random_start = cu_random_start;
     table.pgd_step = cu_pgd_step;
     table.keep_best = cu_keep_best;
+    um_cu_ibp_kernels(&table);
     return &table;
 }

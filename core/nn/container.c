@@ -8,6 +8,7 @@
 #include "error.h"
 #include "nn/layers.h"
 #include "nn/nn_ops.h"
+#include "ops.h"
 
 /* ---- Sequential ---- */
 
@@ -62,18 +63,38 @@ static int seq_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     return UM_OK;
 }
 
-static const um_module_ops seq_ops = {
+/* Each child bounds the box its predecessor returned; intermediate boxes are freed. */
+static int seq_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    um_tensor *a = lo, *b = hi;
+    um_tensor_retain(a);
+    um_tensor_retain(b);
+    for (int i = 0; i < m->n_children; i++) {
+        um_tensor *na, *nb;
+        int rc = um_module_child_bound(m, i, a, b, &na, &nb);
+        um_tensor_release(a);
+        um_tensor_release(b);
+        if (rc) return rc;
+        a = na;
+        b = nb;
+    }
+    *lo_out = a;
+    *hi_out = b;
+    return UM_OK;
+}
+
+const um_module_ops um_sequential_module_ops = {
     .type = "Sequential",
     .out_shape = seq_out_shape,
     .forward = seq_forward,
     .backward = seq_backward,
     .aliases = 1,
+    .bound = seq_bound,
 };
 
-int um_sequential_new(um_module **out) { return um_module_create(out, sizeof(um_module), &seq_ops); }
+int um_sequential_new(um_module **out) { return um_module_create(out, sizeof(um_module), &um_sequential_module_ops); }
 
 int um_sequential_add(um_module *seq, const char *name, um_module *child) {
-    if (seq->ops != &seq_ops) return um_fail(UM_EINVAL, "add: expected a Sequential, got %s", seq->ops->type);
+    if (seq->ops != &um_sequential_module_ops) return um_fail(UM_EINVAL, "add: expected a Sequential, got %s", seq->ops->type);
     return um_module_add_child(seq, name, child);
 }
 
@@ -155,6 +176,35 @@ static int res_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     return rc;
 }
 
+/* Both branches bound p's box independently (no correlation between them), then add. */
+static int res_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    residual_module *r = (residual_module *)m;
+    um_tensor *pl = lo, *ph = hi, *al = NULL, *ah = NULL, *bl = NULL, *bh = NULL, *yl = NULL, *yh = NULL;
+    int rc = UM_OK;
+    if (r->pre >= 0) rc = um_module_child_bound(m, r->pre, lo, hi, &pl, &ph);
+    if (!rc) rc = um_module_child_bound(m, r->main, pl, ph, &al, &ah);
+    if (!rc) rc = um_module_child_bound(m, r->shortcut, pl, ph, &bl, &bh);
+    if (!rc && !um_same_shape(al, bl)) rc = branch_mismatch(al->ndim, al->size, bl->ndim, bl->size);
+    if (!rc) rc = um_binary(&yl, UM_ADD, al, bl);
+    if (!rc) rc = um_binary(&yh, UM_ADD, ah, bh);
+    if (r->pre >= 0 && pl != lo) {
+        um_tensor_release(pl);
+        um_tensor_release(ph);
+    }
+    um_tensor_release(al);
+    um_tensor_release(ah);
+    um_tensor_release(bl);
+    um_tensor_release(bh);
+    if (rc) {
+        um_tensor_release(yl);
+        um_tensor_release(yh);
+        return rc;
+    }
+    *lo_out = yl;
+    *hi_out = yh;
+    return UM_OK;
+}
+
 static void res_destroy(um_module *m) { um_tensor_release(((residual_module *)m)->grad_p); }
 
 static const um_module_ops res_ops = {
@@ -163,6 +213,7 @@ static const um_module_ops res_ops = {
     .forward = res_forward,
     .backward = res_backward,
     .destroy = res_destroy,
+    .bound = res_bound,
 };
 
 int um_residual_new(um_module **out, um_module *pre, um_module *main, um_module *shortcut) {

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "nn/layers.h"
 #include "nn/nn_ops.h"
+#include "ops.h"
 
 typedef struct {
     um_module base;
@@ -100,6 +101,34 @@ static void bn_destroy(um_module *m) {
     um_tensor_release(b->save_invstd);
 }
 
+/* |gamma / sqrt(running_var + eps)| * r per channel: the radius of an interval bound. */
+static int bn_abs(um_module *m, um_tensor *r, um_tensor **out) {
+    bn_module *b = (bn_module *)m;
+    int64_t shape[UM_MAXDIM];
+    for (int d = 0; d < r->ndim; d++) shape[d] = d == 1 ? b->channels : 1;
+    um_tensor *v = NULL, *sd = NULL, *s = NULL, *as = NULL, *view = NULL;
+    int rc = um_binary_scalar(&v, UM_ADD, m->buffers[1], b->eps, 0);
+    if (!rc) rc = um_unary(&sd, UM_SQRT, v);
+    if (!rc) rc = um_binary(&s, UM_DIV, m->params[0], sd);
+    if (!rc) rc = um_unary(&as, UM_ABS, s);
+    if (!rc) rc = um_view(&view, as, r->ndim, shape);
+    if (!rc) rc = um_binary(out, UM_MUL, r, view);
+    um_tensor_release(v);
+    um_tensor_release(sd);
+    um_tensor_release(s);
+    um_tensor_release(as);
+    um_tensor_release(view);
+    return rc;
+}
+
+static int bn_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    if (m->training)
+        return um_fail(UM_EINVAL, "BatchNorm2d: interval bounds need evaluation mode (running statistics)");
+    int64_t size[UM_MAXDIM];
+    int nd, rc = bn_out_shape(m, lo->ndim, lo->size, &nd, size);
+    return rc ? rc : um_bound_affine(m, lo, hi, bn_abs, lo_out, hi_out);
+}
+
 const um_module_ops um_batchnorm2d_module_ops = {
     .type = "BatchNorm2d",
     .out_shape = bn_out_shape,
@@ -107,6 +136,7 @@ const um_module_ops um_batchnorm2d_module_ops = {
     .backward = bn_backward,
     .describe = bn_describe,
     .destroy = bn_destroy,
+    .bound = bn_bound,
 };
 
 static int add_filled(um_module *m, const char *name, int64_t c, double value, int buffer) {

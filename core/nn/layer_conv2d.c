@@ -9,6 +9,7 @@
 #include "error.h"
 #include "nn/layers.h"
 #include "nn/nn_ops.h"
+#include "ops.h"
 
 typedef struct {
     um_module base;
@@ -142,6 +143,32 @@ static void conv_describe(const um_module *m, char *buf, size_t n) {
 
 static void conv_destroy(um_module *m) { um_tensor_release(((conv_module *)m)->work); }
 
+/* |W| * r (no bias) for the radius of an interval bound, same padding and stride. */
+static int conv_abs(um_module *m, um_tensor *r, um_tensor **out) {
+    conv_module *c = (conv_module *)m;
+    um_window2d g;
+    int rc = conv_geometry(c, r->ndim, r->size, &g);
+    if (rc) return rc;
+    const um_backend *be = um_backend_of(r);
+    int64_t size[4] = {g.n, g.c_out, g.oh, g.ow};
+    um_tensor *aw = NULL, *y = NULL;
+    rc = um_unary(&aw, UM_ABS, m->params[0]);
+    if (!rc) rc = um_tensor_new(&y, UM_FLOAT32, 4, size, be);
+    if (!rc) rc = ensure_work(c, be, &g);
+    if (!rc) rc = UM_NN_CALL(be, conv2d_forward, &g, r, aw, NULL, y, c->work);
+    um_tensor_release(aw);
+    if (rc) {
+        um_tensor_release(y);
+        return rc;
+    }
+    *out = y;
+    return UM_OK;
+}
+
+static int conv_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    return um_bound_affine(m, lo, hi, conv_abs, lo_out, hi_out);
+}
+
 static const um_module_ops conv_ops = {
     .type = "Conv2d",
     .out_shape = conv_out_shape,
@@ -149,6 +176,7 @@ static const um_module_ops conv_ops = {
     .backward = conv_backward,
     .describe = conv_describe,
     .destroy = conv_destroy,
+    .bound = conv_bound,
 };
 
 int um_conv2d_new(um_module **out, const um_conv2d_config *cfg, um_generator *g) {

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "nn/layers.h"
 #include "nn/nn_ops.h"
+#include "ops.h"
 
 typedef struct {
     um_module base;
@@ -69,12 +70,37 @@ static void linear_describe(const um_module *m, char *buf, size_t n) {
     snprintf(buf, n, "Linear(%lld -> %lld%s)", (long long)l->in, (long long)l->out, l->has_bias ? "" : ", no bias");
 }
 
-static const um_module_ops linear_ops = {
+/* |W| r for the radius of an interval bound (|W| in a temporary: bounds are not a hot loop). */
+static int linear_abs(um_module *m, um_tensor *r, um_tensor **out) {
+    linear_module *l = (linear_module *)m;
+    const um_backend *be = um_backend_of(r);
+    int64_t size[2] = {r->size[0], l->out};
+    um_tensor *aw = NULL, *y = NULL;
+    int rc = um_unary(&aw, UM_ABS, m->params[0]);
+    if (!rc) rc = um_tensor_new(&y, UM_FLOAT32, 2, size, be);
+    if (!rc) rc = be->gemm(0, 1, size[0], l->out, l->in, 1.0f, um_f32(r), l->in, um_f32(aw), l->in, 0.0f, um_f32(y), l->out);
+    um_tensor_release(aw);
+    if (rc) {
+        um_tensor_release(y);
+        return rc;
+    }
+    *out = y;
+    return UM_OK;
+}
+
+static int linear_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    int64_t size[2];
+    int nd, rc = linear_out_shape(m, lo->ndim, lo->size, &nd, size);
+    return rc ? rc : um_bound_affine(m, lo, hi, linear_abs, lo_out, hi_out);
+}
+
+const um_module_ops um_linear_module_ops = {
     .type = "Linear",
     .out_shape = linear_out_shape,
     .forward = linear_forward,
     .backward = linear_backward,
     .describe = linear_describe,
+    .bound = linear_bound,
 };
 
 int um_linear_new(um_module **out, int64_t in_features, int64_t out_features, int bias, um_generator *g) {
@@ -85,7 +111,7 @@ int um_linear_new(um_module **out, int64_t in_features, int64_t out_features, in
     um_module *m = NULL;
     um_tensor *w = NULL, *b = NULL;
     int64_t wsize[2] = {out_features, in_features};
-    int rc = um_module_create(&m, sizeof(linear_module), &linear_ops);
+    int rc = um_module_create(&m, sizeof(linear_module), &um_linear_module_ops);
     if (rc) return rc;
     linear_module *l = (linear_module *)m;
     l->in = in_features;

@@ -100,6 +100,7 @@ static const um_module_ops maxpool_ops = {
     .backward = pool_backward,
     .describe = pool_describe,
     .fold_backward = maxpool_fold_backward,
+    .bound = um_bound_monotone,
 };
 
 static const um_module_ops avgpool_ops = {
@@ -108,6 +109,7 @@ static const um_module_ops avgpool_ops = {
     .forward = pool_forward,
     .backward = pool_backward,
     .describe = pool_describe,
+    .bound = um_bound_monotone,
 };
 
 static int pool_new(um_module **out, const um_module_ops *ops, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
@@ -177,6 +179,7 @@ static const um_module_ops gap_ops = {
     .out_shape = gap_out_shape,
     .forward = gap_forward,
     .backward = gap_backward,
+    .bound = um_bound_monotone,
 };
 
 int um_global_avgpool_new(um_module **out) {

@@ -31,7 +31,7 @@ static int relu_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
 
 const um_module_ops um_relu_module_ops = {
     .type = "ReLU", .out_shape = same_out_shape, .forward = relu_forward, .backward = relu_backward,
-    .fold_backward = um_batchnorm_relu_fold_backward,
+    .fold_backward = um_batchnorm_relu_fold_backward, .bound = um_bound_monotone,
 };
 
 int um_relu_new(um_module **out) { return um_module_create(out, sizeof(um_module), &um_relu_module_ops); }
@@ -68,7 +68,7 @@ static int identity_backward(um_module *m, um_tensor *x, um_tensor *gy, int flag
 
 static const um_module_ops identity_ops = {
     .type = "Identity", .out_shape = same_out_shape, .forward = identity_forward, .backward = identity_backward,
-    .aliases = 1,
+    .aliases = 1, .bound = um_bound_monotone,
 };
 
 int um_identity_new(um_module **out) { return um_module_create(out, sizeof(um_module), &identity_ops); }
@@ -99,7 +99,7 @@ static int flatten_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags
 
 static const um_module_ops flatten_ops = {
     .type = "Flatten", .out_shape = flatten_out_shape, .forward = flatten_forward, .backward = flatten_backward,
-    .aliases = 1,
+    .aliases = 1, .bound = um_bound_monotone,
 };
 
 int um_flatten_new(um_module **out) { return um_module_create(out, sizeof(um_module), &flatten_ops); }
@@ -161,6 +161,7 @@ static const um_module_ops pad_ops = {
     .forward = pad_forward,
     .backward = pad_backward,
     .describe = pad_describe,
+    .bound = um_bound_monotone,
 };
 
 int um_channel_pad_new(um_module **out, int64_t before, int64_t after) {

@@ -9,6 +9,8 @@
 
 /* y = x W^T + b; x (n, in), W (out, in), b (out). */
 int um_linear_new(um_module **out, int64_t in_features, int64_t out_features, int bias, um_generator *g);
+/* Its ops table: certificates fold the last Linear layer into logit differences. */
+extern const um_module_ops um_linear_module_ops;
 
 typedef enum { UM_PAD_EXPLICIT = 0, UM_PAD_SAME = 1, UM_PAD_VALID = 2 } um_padding;
 

@@ -300,6 +300,19 @@ int um_module_child_forward(um_module *m, int i, um_tensor *x) {
     return rc ? child_fail(m, i, rc) : UM_OK;
 }
 
+int um_module_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    if (!m->ops->bound)
+        return um_fail(UM_ENOTIMPL, "%s has no interval bound (its ops lack `bound`)", m->ops->type);
+    if (!um_same_shape(lo, hi)) return um_fail(UM_EINVAL, "%s: bound: lo and hi differ in shape", m->ops->type);
+    return m->ops->bound(m, lo, hi, lo_out, hi_out);
+}
+
+int um_module_child_bound(um_module *m, int i, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    path_prefixed = 0;
+    int rc = um_module_bound(m->children[i], lo, hi, lo_out, hi_out);
+    return rc ? child_fail(m, i, rc) : UM_OK;
+}
+
 int um_module_child_backward(um_module *m, int i, um_tensor *x, um_tensor *gy, int flags) {
     path_prefixed = 0;
     int rc = run_backward(m->children[i], x, gy, flags);

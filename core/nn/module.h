@@ -40,6 +40,11 @@ typedef struct um_module_ops {
      * having touched nothing, when it cannot (another kind of prev, a backend without the
      * fused kernel); the Sequential then runs the two. */
     int (*fold_backward)(um_module *m, um_module *prev, um_tensor *x_prev, um_tensor *gy, int flags);
+    /* Optional: interval bound propagation (core/ood/ibp.c). From elementwise bounds
+     * lo <= x <= hi of an input, new tensors *lo_out, *hi_out bounding m(x) for every such x
+     * (evaluation mode; plain float32, no outward rounding). NULL: the module has none, and
+     * a certificate through it fails naming the module. */
+    int (*bound)(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out);
 } um_module_ops;
 
 #define UM_NOT_FOLDED 1
@@ -102,6 +107,7 @@ int um_module_has_params(const um_module *m);       /* anywhere in the tree */
 int um_module_to(um_module *m, const um_backend *be);
 
 /* ---- containers ---- */
+extern const um_module_ops um_sequential_module_ops;
 int um_sequential_new(um_module **out);
 /* Append child (a new reference is taken); name NULL = by index. A name must be
  * non-empty, unique, contain no '.', and not be a number. */
@@ -127,6 +133,18 @@ int um_module_child_backward(um_module *m, int i, um_tensor *x, um_tensor *gy, i
 /* Input gradients of children i-1 and i in one pass (ops->fold_backward of child i, with
  * flags for child i-1); UM_NOT_FOLDED when they cannot be, else as above. */
 int um_module_child_fold_backward(um_module *m, int i, um_tensor *x_prev, um_tensor *gy, int flags);
+/* Interval bounds of m (ops->bound), or UM_ENOTIMPL naming the module type that has none;
+ * the child form prefixes the child's path to errors. */
+int um_module_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out);
+int um_module_child_bound(um_module *m, int i, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out);
+/* Bound rules for layer implementers (core/nn/bound.c). Monotone (nondecreasing in every
+ * input: ReLU, pooling, views, channel padding): m's forward on lo and on hi. Affine
+ * y = A x + b: the forward of the centre (lo + hi)/2 plus or minus |A| applied to the
+ * radius (hi - lo)/2, which abs_linear computes into a new tensor. */
+int um_bound_monotone(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out);
+typedef int (*um_abs_linear_fn)(um_module *m, um_tensor *r, um_tensor **out);
+int um_bound_affine(um_module *m, um_tensor *lo, um_tensor *hi, um_abs_linear_fn abs_linear, um_tensor **lo_out,
+                    um_tensor **hi_out);
 /* Shape check of child i with the same error prefixing. */
 int um_module_child_out_shape(const um_module *m, int i, int ndim, const int64_t *in, int *ondim, int64_t *out);
 /* Common argument checks: float32, contiguous, same backend as the module's parameters. */

@@ -21,6 +21,16 @@ struct um_ood_ops {
     int (*pgd_step)(um_tensor *x, const um_tensor *grad, const um_tensor *z, float step, float eps, int p);
     /* where obj_n > best_obj_n (strictly): best_x_n = x_n, best_obj_n = obj_n */
     int (*keep_best)(um_tensor *best_x, um_tensor *best_obj, const um_tensor *x, const um_tensor *obj);
+
+    /* Interval bounds (core/ood/ibp.c). lo = clip(z - eps, 0, 1), hi = clip(z + eps, 0, 1). */
+    int (*ibp_input_box)(um_tensor *lo, um_tensor *hi, const um_tensor *z, float eps);
+    /* Elision of the last Linear layer: lo, hi (n, m) bound its input, w (K, m), b (K) or
+     * NULL. ud (n, K, K): ud[i,k,j] = sum_c max(D_c, 0) hi_c + min(D_c, 0) lo_c + b_k - b_j
+     * with D = w_k - w_j, an upper bound on logit k minus logit j; ud[i,k,k] = 0. */
+    int (*ibp_elision)(um_tensor *ud, const um_tensor *lo, const um_tensor *hi, const um_tensor *w, const um_tensor *b);
+    /* conf (n) = max_k 1 / sum_j exp(-ud[i,k,j]) = exp(max_k -lse_j(-ud[i,k,j])), in double:
+     * an upper bound on the max softmax confidence when ud bounds the logit differences. */
+    int (*ibp_confidence)(um_tensor *conf, const um_tensor *ud);
 };
 
 /* The ood table of backend be; an empty table when be has none. */

@@ -1,5 +1,5 @@
 /* CUDA against CPU: every tensor op, layer (forward, backward, backward_input), loss,
- * optimiser step, noise generator, a PGD attack and a training step run on both backends
+ * optimiser step, noise generator, a PGD attack, certified bounds and a training step run on both backends
  * from the same random inputs and must agree to a relative error of 1e-4 (float32, no
  * TF32 on the GPU); checkpoints written from either device load on the other. Without a
  * device: one SKIP line with the reason (tests/c/parity.h; under valgrind, UMBRA_MEMCHECK
@@ -15,6 +15,7 @@
 #include "nn/module.h"
 #include "ood/noise.h"
 #include "nn/optim.h"
+#include "ood/ibp.h"
 #include "ood/pgd.h"
 
 /* ---- tensor ops ------------------------------------------------------------------------ */
@@ -522,6 +523,32 @@ START_TEST(pgd_attacks) {
 }
 END_TEST
 
+/* Interval bounds (the box, every layer's rule, elision, the confidence bound) on the
+ * residual net in evaluation mode, after one training forward moved the BN statistics. */
+START_TEST(certified_bounds) {
+    const um_backend *be = dev();
+    um_module *a = small_resnet(21, 5), *b = small_resnet(21, 5);
+    um_generator g;
+    um_generator_init(&g, 22);
+    int64_t s[4] = {5, 3, 8, 8};
+    um_tensor *z = rnd(4, s, &g, 0, 1), *dz = on(z, be), *y;
+    ck_ok(um_module_forward(a, z, &y));
+    ck_ok(um_module_forward(b, z, &y));
+    ck_ok(um_module_to(b, be));
+    for (int e = 0; e < 3; e++) {
+        double eps = (double[]){0, 0.01, 0.1}[e];
+        um_tensor *c1, *c2, *u1, *u2;
+        ck_ok(um_certify_confidence(a, z, eps, &c1, &u1));
+        ck_ok(um_certify_confidence(b, dz, eps, &c2, &u2));
+        close_rel("certified confidence", c1, c2, RTOL);
+        close_rel("certified logit differences", u1, u2, RTOL);
+        um_tensor_release(c1); um_tensor_release(c2); um_tensor_release(u1); um_tensor_release(u2);
+    }
+    um_tensor_release(z); um_tensor_release(dz);
+    um_module_release(a); um_module_release(b);
+}
+END_TEST
+
 /* Three SGD steps of the residual net with cross-entropy and weight decay. */
 static void train_steps(um_module *m, const um_tensor *x, const um_tensor *y, int steps) {
     um_tensor *params[64], *grads[64];
@@ -627,6 +654,7 @@ static void add_tests(TCase *tc) {
     tcase_add_test(tc, optimisers);
     tcase_add_test(tc, noise_generators);
     tcase_add_test(tc, pgd_attacks);
+    tcase_add_test(tc, certified_bounds);
     tcase_add_test(tc, training_step);
     tcase_add_test(tc, checkpoints_cross_devices);
     tcase_add_test(tc, device_errors_are_clear);

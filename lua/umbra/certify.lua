@@ -7,6 +7,7 @@
 -- The model runs in evaluation mode (its mode is restored) and must end in a Linear layer;
 -- a module without a bound rule is named in the error.
 local core = require "umbra.core"
+local nn = require "umbra.nn"
 
 local certify = {}
 
@@ -18,7 +19,8 @@ local function one(module, z, eps)
 end
 
 function certify.confidence_bound(model, z, eps)
-  local module = model.core or model
+  -- a C module, or a Lua table that wraps one as .core
+  local module = nn.is_module(model) and model or model.core
   if type(eps) ~= "table" then return one(module, z, eps) end
   local bounds, diffs = {}, {}
   for i, e in ipairs(eps) do bounds[i], diffs[i] = one(module, z, e) end

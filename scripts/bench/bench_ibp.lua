@@ -10,7 +10,7 @@ for _, name in ipairs{"lenet", "resnet_small"} do
   m:evaluate()
   m:forward(x); umbra.certify.confidence_bound(m, x, 0.01)
   local best_f, best_b = math.huge, math.huge
-  for r = 1, 3 do
+  for _ = 1, 3 do
     local t0 = os.clock(); m:forward(x); best_f = math.min(best_f, os.clock() - t0)
     t0 = os.clock(); umbra.certify.confidence_bound(m, x, 0.01); best_b = math.min(best_b, os.clock() - t0)
   end

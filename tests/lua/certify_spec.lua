@@ -15,7 +15,7 @@ describe("certify.confidence_bound", function()
     assert.are.same({3, 10, 10}, ud:size())
     for i = 1, 3 do assert(math.abs(b0[i] - conf[i]) < 1e-5, string.format("%g vs %g", b0[i], conf[i])) end
     model:train()
-    local x, obj = attack.pgd(model, z, {eps = 0.05, steps = 10, generator = g})
+    local _, obj = attack.pgd(model, z, {eps = 0.05, steps = 10, generator = g})
     local bounds = certify.confidence_bound(model, z, {0.05, 0.01})
     assert.are.equal(2, #bounds)
     for i = 1, 3 do

@@ -137,3 +137,46 @@ describe("the CUDA sources", function()
     assert.is_true(checked > 40, "only " .. checked .. " launch checks found")
   end)
 end)
+
+describe("scripts/gpu-check", function()
+  local phases = {"machine", "prefix", "build", "test_cuda_parity", "test_cuda_parity_edges", "lua",
+                  "bench-umbra", "bench-torch", "tests"}
+
+  local function read(path)
+    local f = assert(io.open(path))
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+
+  it("walks every phase in a dry run and writes the results skeleton", function()
+    local dir = h.tmpdir("gpucheck")
+    local out, rc = h.run("scripts/gpu-check --dry-run " .. dir)
+    assert.are.equal(0, rc, out)
+    local md = read(dir .. "/results.md")
+    for _, p in ipairs(phases) do
+      assert.truthy(md:find("| " .. p .. " | no device | no device | no device |", 1, true), p .. "\n" .. md)
+      assert.truthy(out:find("dry run: " .. p .. " (timeout ", 1, true), p .. "\n" .. out)
+    end
+    for _, b in ipairs{"lenet_train", "resnet_small_train", "lenet_acet", "resnet_small_acet"} do
+      assert.truthy(md:find("| " .. b .. " | no device | no device | no device |", 1, true), b .. "\n" .. md)
+    end
+    -- the build runs offline: no dependency script, and the parity suites built with it
+    assert.truthy(out:find("DEPS_STATUS=0", 1, true), out)
+    assert.truthy(out:find("all build-gpu/tests/test_cuda_parity build-gpu/tests/test_cuda_parity_edges", 1, true), out)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("records failures with what failed, and skips what the time left does not allow", function()
+    local dir, debs = h.tmpdir("gpucheck"), h.tmpdir("gpudebs")   -- no packages carried
+    local out, rc = h.run("UMBRA_GPU_BUDGET=40 UMBRA_GPU_PREFIX=" .. dir .. "/prefix scripts/gpu-check "
+                          .. dir .. " " .. debs)
+    assert.are.equal(0, rc, out)
+    local md = read(dir .. "/results.md")
+    assert.truthy(md:find("| prefix | FAILED, exit 1 (prefix.log): gpu-prefix: no .deb files in " .. debs, 1, true), md)
+    assert.truthy(md:find("| build | skipped: %d+ s left, needs 60 | %- | 0 |"), md)
+    assert.truthy(md:find("| tests | skipped: %d+ s left, needs 60 | %- | 0 |"), md)
+    for _, p in ipairs(phases) do assert.truthy(md:find("| " .. p .. " | ", 1, true), p .. "\n" .. md) end
+    os.execute("rm -rf " .. dir .. " " .. debs)
+  end)
+end)

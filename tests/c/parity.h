@@ -81,6 +81,51 @@ static void close_trees(const char *what, um_module *ref, um_module *got, um_ten
     }
 }
 
+/* forward, backward (input and parameter gradients) and backward_input of one module on
+ * both devices; m_cpu and m_dev hold the same parameters (m_dev already moved). */
+static void layer_parity(const char *what, um_module *m_cpu, um_module *m_dev, int nd, const int64_t *in,
+                         um_generator *g) {
+    const um_backend *be = dev();
+    um_tensor *x = rnd(nd, in, g, -1, 1), *dx = on(x, be), *y1, *y2, *gx1, *gx2;
+    char label[160];
+    for (int pass = 0; pass < 2; pass++) {   /* twice: buffers and plans are reused */
+        ck_ok(um_module_forward(m_cpu, x, &y1));
+        ck_ok(um_module_forward(m_dev, dx, &y2));
+        snprintf(label, sizeof label, "%s forward", what);
+        close_rel(label, y1, y2, RTOL);
+        um_tensor *gy = rnd(y1->ndim, y1->size, g, -1, 1), *dgy = on(gy, be);
+        ck_ok(um_module_zero_grad(m_cpu));
+        ck_ok(um_module_zero_grad(m_dev));
+        ck_ok(um_module_backward(m_cpu, x, gy, &gx1));
+        ck_ok(um_module_backward(m_dev, dx, dgy, &gx2));
+        snprintf(label, sizeof label, "%s backward", what);
+        close_rel(label, gx1, gx2, RTOL);
+        snprintf(label, sizeof label, "%s parameter gradient", what);
+        close_trees(label, m_cpu, m_dev, UM_GRADS, RTOL);
+        snprintf(label, sizeof label, "%s buffer", what);
+        close_trees(label, m_cpu, m_dev, UM_BUFFERS, RTOL);
+        ck_ok(um_module_backward_input(m_cpu, x, gy, &gx1));
+        ck_ok(um_module_backward_input(m_dev, dx, dgy, &gx2));
+        snprintf(label, sizeof label, "%s backward_input", what);
+        close_rel(label, gx1, gx2, RTOL);
+        um_tensor_release(gy);
+        um_tensor_release(dgy);
+        um_module_train(m_cpu, 0);   /* second pass in evaluation mode (batch norm) */
+        um_module_train(m_dev, 0);
+    }
+    um_tensor_release(x);
+    um_tensor_release(dx);
+}
+
+static void pair(um_module *cpu, um_module *other, const char *what, int nd, const int64_t *in, uint64_t seed) {
+    um_generator g;
+    um_generator_init(&g, seed);
+    ck_ok(um_module_to(other, dev()));
+    layer_parity(what, cpu, other, nd, in, &g);
+    um_module_release(cpu);
+    um_module_release(other);
+}
+
 /* ---- the suite's set-up ------------------------------------------------------------------ */
 
 static int cuda_required(void) {

@@ -1,5 +1,6 @@
 /* Lua binding of the TensorBoard event writer (core/io/tbevents.h):
  * umbra.core.tb_open(dir) -> writer with :scalar(tag, step, value [, wall_time]),
+ * :value(step, encoded Summary.Value [, wall_time]),
  * :path(), :close() (also __gc and __close). */
 #include <time.h>
 #include "binding.h"
@@ -38,6 +39,19 @@ static int l_tb_scalar(lua_State *L) {
     return 0;
 }
 
+/* w:value(step, bytes [, wall_time]): one Event holding an encoded Summary.Value. */
+static int l_tb_value(lua_State *L) {
+    um_tb_writer **w = check_writer(L);
+    lua_Integer step = luaL_checkinteger(L, 2);
+    size_t n;
+    const char *bytes = luaL_checklstring(L, 3, &n);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double wall = luaL_optnumber(L, 4, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    if (um_tb_value(*w, step, wall, bytes, n)) return um_lua_raise(L, "tensorboard");
+    return 0;
+}
+
 static int l_tb_path(lua_State *L) {
     lua_pushstring(L, um_tb_path(*check_writer(L)));
     return 1;
@@ -51,7 +65,7 @@ static int l_tb_close(lua_State *L) {
 }
 
 static const luaL_Reg writer_methods[] = {
-    {"scalar", l_tb_scalar}, {"path", l_tb_path}, {"close", l_tb_close},
+    {"scalar", l_tb_scalar}, {"value", l_tb_value}, {"path", l_tb_path}, {"close", l_tb_close},
     {"__gc", l_tb_close}, {"__close", l_tb_close}, {NULL, NULL}};
 
 void um_lua_open_tblog(lua_State *L, int module) {

@@ -8,6 +8,7 @@ local umbra = require "umbra"
 local argparse = require "argparse"
 local runs = require "umbra.runs"
 local alpha = require "umbra.alpha"
+local log = require "umbra.log"
 
 local parser = argparse("alpha_scaling", "Median alpha to 99.9 % confidence on alpha-scaled uniform noise (Table 2)")
 parser:argument("checkpoints", "checkpoints (.h5) or run folders"):args("*")
@@ -68,10 +69,15 @@ end
 local t0 = umbra.core.clock()
 for _, e in ipairs(entries) do
   if not e.shape then fail(e.name .. ": unknown input shape; pass --input_shape") end
+  -- progress on stderr (points whose alpha is known), the table alone on stdout
+  local bar = log.progress(args.n, {label = e.name .. ": points settled", stream = io.stderr, every = 5})
   e.result = alpha.search(e.model, {shape = e.shape, n = args.n, seed = args.seed, target = args.target,
                                     alpha_max = args.alpha_max, precision = args.precision,
                                     overconfident = args.overconfident, batch_size = args.batch_size,
-                                    device = args.device})
+                                    device = args.device,
+                                    on_round = function(round, settled) bar:update(settled, "round " .. round) end})
+  bar:update(args.n)
+  bar:finish()
   io.stderr:write(string.format("%s: %d rounds, %d of %d points never reach %g (%.0f s)\n", e.name, e.result.rounds,
                                 e.result.never, e.result.n, args.target, umbra.core.clock() - t0))
 end

@@ -8,6 +8,7 @@
 -- Usage: umbra recipes/evaluate.lua CHECKPOINT [--out DIR] [--n_test N] ...
 local umbra = require "umbra"
 local argparse = require "argparse"
+local log = require "umbra.log"
 local data = require "umbra.data"
 local noise = require "umbra.noise"
 local attack = require "umbra.attack"
@@ -72,9 +73,12 @@ local C, H, W = test:shape()
 local g = umbra.Generator(args.seed)
 local t_start = umbra.core.clock()
 
+-- progress on stderr: a bar on a terminal, whole lines every few seconds otherwise
+local bars = {}
 local function progress(name, done, total)
-  io.stderr:write(string.format("\r%-22s %6d/%d  %.0f s", name, done, total, umbra.core.clock() - t_start))
-  if done >= total then io.stderr:write("\n") end
+  bars[name] = bars[name] or log.progress(total, {label = string.format("%-16s", name), stream = io.stderr, every = 5})
+  bars[name]:update(done)
+  if done >= total then bars[name]:finish() end
 end
 
 -- Run fn(x, y) -> probs (n, K) over a data set's batches (the first `limit` images when

@@ -17,6 +17,7 @@ local noise = require "umbra.noise"
 local log = require "umbra.log"
 local config_file = require "umbra.config"
 local runfolder = require "umbra.runfolder"
+local tb = require "umbra.tb"
 
 local parser = argparse("train", "Train a classifier with Plain, CEDA or ACET (Hein et al., CVPR 2019)")
 parser:option("--dataset", "mnist | fashion_mnist | svhn | cifar10 | cifar100", "mnist")
@@ -101,13 +102,11 @@ if not train_set then fail(terr or "cannot load the training set") end
 local test_set, err = data.load(args.dataset, {split = "test", dir = args.data_dir, limit = args.n_test})
 if not test_set then fail(err or "cannot load the test set") end
 
--- the run folder, as the authors' (timestamp and hyper-parameter string), without spaces
+-- the run folder: time stamp, data set and model, short enough to read; the
+-- hyper-parameters are in its config.lua and TensorBoard's text summary "config"
 if not run_dir then
-  local hps = string.format("dataset=%s_model=%s_p_norm=inf_lmbd=%g_at_frac=%.1f_pgd_eps=%g_pgd_niter=%d"
-                            .. "_frac_perm=%g_loss=%s",
-                            args.dataset, args.model, args.lmbd, args.at_frac, args.pgd_eps, args.pgd_niter,
-                            args.frac_perm, args.loss)
-  run_dir = string.format("%s/%s/%s_%s", args.runs_dir, args.exp_name, os.date("%Y-%m-%d_%H-%M-%S"), hps)
+  run_dir = string.format("%s/%s/%s_%s_%s", args.runs_dir, args.exp_name, os.date("%Y-%m-%d_%H-%M-%S"), args.dataset,
+                          args.model)
   os.execute("mkdir -p '" .. run_dir:gsub("'", "'\\''") .. "'")
   local lerr
   folder_lock, lerr = runfolder.lock(run_dir)
@@ -160,7 +159,15 @@ local columns = {"epoch", "train_err", "train_loss_clean", "train_loss_noise", "
                  "train_conf_clean", "train_conf_noise", "test_err", "test_loss_clean", "test_conf_clean",
                  "test_conf_noise", "lr", "seconds"}
 local run <close> = log.open(run_dir, {columns = columns, append = args.resume ~= nil})
-if not args.resume then config_file.write(run_dir .. "/config.lua", config) end
+if not args.resume then
+  config_file.write(run_dir .. "/config.lua", config)
+  -- the hyper-parameters as a Markdown table (TensorBoard's text tab)
+  local keys, rows = {}, {"| option | value |", "|---|---|"}
+  for k in pairs(config) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do rows[#rows + 1] = string.format("| %s | %s |", k, tostring(config[k])) end
+  run.tb_train:value(0, tb.text_value("config", table.concat(rows, "\n")))
+end
 run:print("%s %s: %s, %d training / %d test images, %d steps per epoch, lr boundaries %s",
           args.resume and "resuming" or "run", run_dir, tostring(train_set), train_set:size(), test_set:size(),
           steps_per_epoch, table.concat(boundaries, "/"))
@@ -177,21 +184,33 @@ local function evaluate_test()
   model:evaluate()
   local ce = nn.CrossEntropy{reduction = "sum"}
   local n, wrong, loss, conf, conf_noise = 0, 0, 0, 0, 0
+  local confs_clean, confs_noise = {}, {}
   local g_eval = umbra.Generator(args.seed + 12345)   -- the same noise at every epoch
   -- the training batch size: module buffers then keep the size training uses (evaluation
   -- mode makes the results independent of it)
   for x, y in test_set:batches{batch_size = args.batch_size} do
     local logits = model:forward(x)
     loss = loss + ce:forward(logits, y)
-    wrong = wrong + logits:argmax(2):float():ne(y:float()):sum()
-    conf = conf + logits:softmax(2):max(2):sum()
+    wrong = wrong + logits:argmax(2):ne(y):sum()
+    local c = logits:softmax(2):max(2)
+    conf = conf + c:sum()
     local z = noise.authors(x, g_eval, {frac_perm = args.frac_perm})
-    conf_noise = conf_noise + model:forward(z):softmax(2):max(2):sum()
+    local cn = model:forward(z):softmax(2):max(2)
+    conf_noise = conf_noise + cn:sum()
+    for _, v in ipairs(c:to_table()) do confs_clean[#confs_clean + 1] = v end
+    for _, v in ipairs(cn:to_table()) do confs_noise[#confs_noise + 1] = v end
     n = n + x:size(1)
   end
   model:train()
-  return wrong / n, loss / n, conf / n, conf_noise / n
+  return wrong / n, loss / n, conf / n, conf_noise / n, confs_clean, confs_noise
 end
+
+-- the optimiser steps this invocation will take, for the time left to its end
+local last_epoch = math.min(args.n_epochs, args.stop_epoch or args.n_epochs)
+local run_steps = math.max(0, last_epoch - start_epoch + 1) * steps_per_epoch
+if args.max_steps then run_steps = math.max(0, math.min(run_steps, args.max_steps - step)) end
+local steps_done = 0
+run:begin_progress(run_steps)
 
 local stop = false
 for epoch = start_epoch, args.n_epochs do
@@ -217,10 +236,16 @@ for epoch = start_epoch, args.n_epochs do
     for k in pairs(sums) do sums[k] = sums[k] + (s[k] or 0) end
     count = count + 1
     done = done + 1
-    run:progress(done, steps_per_epoch, string.format("loss %.4f err %.3f", s.loss, s.err), 50)
+    steps_done = steps_done + 1
+    run:step_scalars(step, {loss = s.loss, err = s.err, conf_clean = s.conf_clean, conf_noise = s.conf_noise,
+                            lr = opt.lr})
+    run:progress(steps_done, run_steps, string.format("epoch %d step %d/%d loss %.4f err %.3f", epoch, done,
+                                                      steps_per_epoch, s.loss, s.err))
     if args.max_steps and step >= args.max_steps then stop = true; break end
   end
-  local test_err, test_loss, test_conf, test_conf_noise = evaluate_test()
+  local test_err, test_loss, test_conf, test_conf_noise, confs_clean, confs_noise = evaluate_test()
+  run.tb_test:value(epoch, tb.histogram_value("confidence/clean", confs_clean))
+  run.tb_test:value(epoch, tb.histogram_value("confidence/noise", confs_noise))
   local seconds = umbra.core.clock() - t0
   local row = {epoch = epoch, train_err = sums.err / count, train_loss_clean = sums.loss_clean / count,
                train_loss_noise = sums.loss_out / count, train_loss_total = sums.loss / count,

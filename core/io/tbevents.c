@@ -1,6 +1,7 @@
 /* TensorBoard event writer: hand-encoded protocol buffers (Event{wall_time=1 double,
  * step=2 int64, file_version=3 string | summary=5 Summary{value=1 Value{tag=1 string,
- * simple_value=2 float}}}) in TFRecord framing with masked CRC32C. */
+ * simple_value=2 float}}}) in TFRecord framing with masked CRC32C; um_tb_value wraps a
+ * Summary.Value encoded by the caller (histograms, text: lua/umbra/tb.lua). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -104,6 +105,29 @@ int um_tb_scalar(um_tb_writer *w, const char *tag, int64_t step, double wall_tim
     int n = um_tb_encode_scalar(b, sizeof b, tag, step, wall_time, value);
     if (n < 0) return um_fail(UM_EINVAL, "tensorboard: tag '%.40s...' is too long (at most 512 bytes)", tag);
     return write_record(w, b, n);
+}
+
+int um_tb_value(um_tb_writer *w, int64_t step, double wall_time, const void *value, size_t n) {
+    /* Event head (< 20 bytes), two tags and two lengths (< 24 bytes), then the value */
+    const size_t cap = n + 64;
+    if (n > (size_t)1 << 30) return um_fail(UM_EINVAL, "tensorboard: summary value of %zu bytes is too large", n);
+    uint8_t *b = um_alloc(cap);
+    if (!b) return UM_ENOMEM;
+    int at = put_event_head(b, (int)cap, step, wall_time);
+    uint8_t len[10];
+    int value_len = put_varint(len, 0, sizeof len, n);
+    if (at >= 0) {
+        b[at++] = (5 << 3) | 2;   /* Event.summary */
+        at = put_varint(b, at, (int)cap, (uint64_t)(1 + value_len) + n);
+    }
+    if (at >= 0) {
+        b[at++] = (1 << 3) | 2;   /* Summary.value */
+        at = put_varint(b, at, (int)cap, n);
+    }
+    at = at < 0 ? -1 : put_bytes(b, at, (int)cap, value, n);
+    int rc = at < 0 ? um_fail(UM_EINVAL, "tensorboard: cannot encode a summary value") : write_record(w, b, at);
+    um_dealloc(b);
+    return rc;
 }
 
 const char *um_tb_path(const um_tb_writer *w) { return w->path; }

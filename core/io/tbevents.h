@@ -4,6 +4,7 @@
  * most the record being written. */
 #ifndef UM_TBEVENTS_H
 #define UM_TBEVENTS_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct um_tb_writer um_tb_writer;
@@ -12,6 +13,9 @@ typedef struct um_tb_writer um_tb_writer;
  * file_version event. */
 int um_tb_open(um_tb_writer **out, const char *dir);
 int um_tb_scalar(um_tb_writer *w, const char *tag, int64_t step, double wall_time, float value);
+/* One Event whose Summary holds value: the bytes of an encoded Summary.Value (histogram,
+ * text, ...), which the caller builds. */
+int um_tb_value(um_tb_writer *w, int64_t step, double wall_time, const void *value, size_t n);
 const char *um_tb_path(const um_tb_writer *w);
 void um_tb_close(um_tb_writer *w);   /* NULL is fine */
 

@@ -42,7 +42,8 @@ end
 --- generator or seed (1), target (0.999), alpha_max (1e20), precision (1e-3, relative),
 --- overconfident (0.95), batch_size (500), device ("cpu"), x (the points, instead of drawing
 --- U[0,1]). result: alphas (per point; math.huge = never), median, overconfident (percent),
---- never (count of inf), n, rounds.
+--- never (count of inf), n, rounds. opts.on_round(round, settled, n), when given, is called
+--- before each round with the number of points whose alpha is already known.
 function alpha.search(model, opts)
   assert(type(opts) == "table" and type(opts.shape) == "table", "alpha.search: opts.shape (input shape) is required")
   local target, amax = opts.target or 0.999, opts.alpha_max or 1e20
@@ -70,6 +71,7 @@ function alpha.search(model, opts)
     end
     if #idx == 0 then break end
     rounds = rounds + 1
+    if opts.on_round then opts.on_round(rounds, n - #idx, n) end
     local conf = confidences(model, x, idx, a, cfg, false)
     for j, i in ipairs(idx) do
       local reached = conf[j] >= target

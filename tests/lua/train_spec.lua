@@ -4,7 +4,8 @@
 -- loss stops the run without writing a checkpoint. Uses the real MNIST when UMBRA_DATA
 -- has it, else small IDX fixtures written here.
 local build = os.getenv("UMBRA_BUILD") or "build"
-local read_events = dofile("tests/lua/tbreader.lua").read_events
+local tbreader = dofile("tests/lua/tbreader.lua")
+local read_events, fields = tbreader.read_events, tbreader.fields
 
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1")
@@ -40,6 +41,21 @@ local function run_dir(runs, exp)
   return d and d:gsub("/$", "")
 end
 
+-- tag -> the steps at which it was written, over every summary in the events
+local function tags_of(events)
+  local out = {}
+  for _, ev in ipairs(events) do
+    for _, summary in ipairs(ev[5] or {}) do
+      for _, value in ipairs(fields(summary)[1] or {}) do
+        local tag = fields(value)[1][1]
+        out[tag] = out[tag] or {}
+        table.insert(out[tag], ev[2] and ev[2][1] or 0)
+      end
+    end
+  end
+  return out
+end
+
 local function metrics(dir)
   local rows = {}
   for line in io.lines(dir .. "/metrics.csv") do rows[#rows + 1] = line end
@@ -56,22 +72,37 @@ describe("recipes/train.lua", function()
       local ok, out = train(runs, "--n_epochs 2 --exp_name " .. case[1] .. " " .. case[2])
       assert.is_true(ok, out)
       local dir = assert(run_dir(runs, case[1]), out)
-      assert.matches("dataset=mnist_model=lenet_p_norm=inf_lmbd=0.0005", dir, 1, true)
+      assert.matches("/%d%d%d%d%-%d%d%-%d%d_%d%d%-%d%d%-%d%d_mnist_lenet$", dir)   -- short; options in config.lua
       local cfg = dofile(dir .. "/config.lua")
       assert.are.equal("lenet", cfg.architecture)
+      assert.are.equal(0.0005, cfg.lmbd)
+      -- piped: whole lines with the time left to the end of the run, no carriage returns
+      assert.is_nil(out:find("\r", 1, true))
+      assert.matches("\n1/8 %(12%%%) %S+ elapsed, %S+ left  epoch 1 step 1/4 loss", out)
+      assert.matches("\n8/8 %(100%%%) %S+ elapsed, 0s left  epoch 2 step 4/4", out)
       local rows = metrics(dir)
       assert.are.equal(3, #rows)
       assert.matches("^epoch,train_err,train_loss_clean,train_loss_noise", rows[1])
       assert.matches("^2,", rows[3])
       local log = io.open(dir .. "/log"):read("a")
       assert.matches("Epoch 2 training is done", log, 1, true)
+      local tags = {}
       for _, side in ipairs{"train", "test"} do
         local p = io.popen("ls " .. dir .. "/tb/" .. side .. "/events.out.tfevents.*")
         local file = p:read("l"); p:close()
         local ev = read_events(file)
         assert.is_true(#ev >= 3, side .. " events")
         assert.are.equal("brain.Event:2", ev[1][3][1])
+        tags[side] = tags_of(ev)
       end
+      -- per step (8 steps) and per epoch; confidence histograms of clean and noise test
+      -- points per epoch; the options as text
+      assert.are.same({1, 2, 3, 4, 5, 6, 7, 8}, tags.train["step/loss"])
+      assert.are.same({1, 2, 3, 4, 5, 6, 7, 8}, tags.train["step/lr"])
+      assert.are.same({1, 2}, tags.train["main/err"])
+      assert.are.same({0}, tags.train["config"])
+      assert.are.same({1, 2}, tags.test["confidence/clean"])
+      assert.are.same({1, 2}, tags.test["confidence/noise"])
       local info = assert(require("umbra.checkpoint").read(dir .. "/checkpoint.h5"))
       assert.are.equal(2, info.attributes.epoch)
     end)

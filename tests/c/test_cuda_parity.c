@@ -448,10 +448,10 @@ START_TEST(pgd_attacks) {
     for (int i = 0; i < n; i++) um_i64(lab)[i] = i % 4;
     dlab = on(lab, be);
     um_pgd_config cfgs[] = {
-        {UM_LOSS_MAX_CONF, 0.3, 0.05, 8, 0, 1},
-        {UM_LOSS_UNIFORM_CONF, 0.3, 0.05, 5, 0, 0},
-        {UM_LOSS_CROSS_ENTROPY, 0.1, 0.02, 5, 0, 1},
-        {UM_LOSS_MAX_CONF, 2.0, 0.5, 6, 2, 1},
+        {UM_LOSS_MAX_CONF, 0.3, 0.05, 8, 0, 1, NULL, NULL},
+        {UM_LOSS_UNIFORM_CONF, 0.3, 0.05, 5, 0, 0, NULL, NULL},
+        {UM_LOSS_CROSS_ENTROPY, 0.1, 0.02, 5, 0, 1, NULL, NULL},
+        {UM_LOSS_MAX_CONF, 2.0, 0.5, 6, 2, 1, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
         um_generator g1, g2;

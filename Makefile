@@ -187,6 +187,11 @@ install: all
 	install -m 755 $(CORE_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/umbra/core.so
 	$(if $(CUDA_SO),install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/lua/5.4/umbra/libumbra_cuda.so)
 	install -m 644 lua/umbra/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/umbra/
+	install -d $(DESTDIR)$(PREFIX)/share/umbra/models $(DESTDIR)$(PREFIX)/share/umbra/recipes/paper
+	install -m 644 models/*.lua $(DESTDIR)$(PREFIX)/share/umbra/models/
+	install -m 644 recipes/*.lua $(DESTDIR)$(PREFIX)/share/umbra/recipes/
+	install -m 644 $(filter-out %.sh,$(wildcard recipes/paper/*)) $(DESTDIR)$(PREFIX)/share/umbra/recipes/paper/
+	install -m 755 $(wildcard recipes/paper/*.sh) $(DESTDIR)$(PREFIX)/share/umbra/recipes/paper/
 
 clean:
 	rm -rf build build-asan

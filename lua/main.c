@@ -108,10 +108,16 @@ static void parent_dir(char *path) {
 /* Prepend the library's directories to package.path: from a build directory inside the
  * source tree (<repo>/<build>/umbra), <repo>/lua and <repo> (for models.*, recipes.*);
  * from an install (PREFIX/bin/umbra), PREFIX/share/lua/5.4 and PREFIX/share/umbra. */
+static char root[PATH_MAX];     /* the repository, or PREFIX; "" when unknown */
+static const char *shared = ""; /* where models/ and recipes/ are below root */
+
 static void set_paths(lua_State *L) {
-    char root[PATH_MAX], probe[PATH_MAX + 32];
+    char probe[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", root, sizeof root - 1);
-    if (n <= 0) return;
+    if (n <= 0) {
+        root[0] = '\0';
+        return;
+    }
     root[n] = '\0';
     parent_dir(root); /* the directory of the executable */
     parent_dir(root); /* the repository, or PREFIX */
@@ -120,6 +126,7 @@ static void set_paths(lua_State *L) {
                                             "/share/umbra/?.lua;", "/share/umbra/?/init.lua;", NULL};
     snprintf(probe, sizeof probe, "%.*s/lua/umbra/init.lua", PATH_MAX - 1, root);
     const char *const *dirs = umbra_exists(probe) ? tree : installed;
+    shared = dirs == tree ? "" : "/share/umbra";
     lua_getglobal(L, "package");
     int package = lua_gettop(L), pieces = 0;
     for (int k = 0; dirs[k]; k++, pieces += 2) {
@@ -216,8 +223,28 @@ static int run_options(lua_State *L, int argc, char **argv, int script) {
     return 1;
 }
 
+/* A script that is not where the name says, taken from the checkout or the install
+ * (PREFIX/share/umbra): "recipes/train.lua" as a path below it, "train" as a recipe. */
+static const char *find_script(const char *name, char *buf, size_t size) {
+    if (umbra_exists(name) || name[0] == '/' || !root[0]) return name;
+    snprintf(buf, size, "%s%s/%s", root, shared, name);
+    if (umbra_exists(buf)) return buf;
+    if (!strchr(name, '/') && !strstr(name, ".lua")) {
+        snprintf(buf, size, "%s%s/recipes/%s.lua", root, shared, name);
+        if (umbra_exists(buf)) return buf;
+    }
+    return name;
+}
+
 static int run_script(lua_State *L, int argc, char **argv, int script) {
-    const char *fname = strcmp(argv[script], "-") == 0 ? NULL : argv[script];
+    char found[2 * PATH_MAX];
+    const char *fname = strcmp(argv[script], "-") == 0 ? NULL : find_script(argv[script], found, sizeof found);
+    if (fname && fname != argv[script]) { /* arg[0] names the file that runs */
+        lua_getglobal(L, "arg");
+        lua_pushstring(L, fname);
+        lua_rawseti(L, -2, 0);
+        lua_pop(L, 1);
+    }
     int status = luaL_loadfile(L, fname);
     if (status == LUA_OK) {
         int n = argc - script - 1;

@@ -24,6 +24,7 @@ parser:option("--alpha_max", "largest alpha tried; beyond it alpha = inf", "1e20
 parser:option("--precision", "relative precision of the bisection", "1e-3"):convert(tonumber)
 parser:option("--batch_size", "points per forward pass", "500"):convert(math.tointeger)
 parser:option("--device", "cpu | cuda", "cpu")
+parser:option("--model_file", "a file returning the model's builder, for architectures not in models/")
 parser:option("--threads", "CPU threads", "2"):convert(math.tointeger)
 local args = parser:parse(arg)
 umbra.set_num_threads(args.threads)
@@ -40,13 +41,22 @@ end
 
 -- the models: {name, model, shape, dataset}
 local entries = {}
-for _, path in ipairs(args.checkpoints) do
-  local model, info = runs.load_model(path, {device = args.device})
-  if not model then fail(info) end
+local function load_entry(path)
+  local model, info = runs.load_model(path, {device = args.device, model_file = args.model_file})
+  if not model then return nil, info end
   local cfg = info.config or {}
   local name = cfg.exp_name or path:gsub("/checkpoint[^/]*%.h5$", ""):match("([^/]+)/?$") or path
-  entries[#entries + 1] = {name = name, model = model, shape = shape_option() or info.input_shape,
-                           dataset = info.dataset or "?"}
+  return {name = name, model = model, shape = shape_option() or info.input_shape, dataset = info.dataset or "?"}
+end
+for _, path in ipairs(args.checkpoints) do
+  local e, err = load_entry(path)
+  if e then entries[#entries + 1] = e
+  elseif #args.checkpoints > 1 then
+    -- one checkpoint that cannot be loaded does not cost the others' results
+    io.stderr:write("alpha_scaling: warning: skipping ", err, "\n")
+  else
+    fail(err)
+  end
 end
 if args.model then
   local ok, builder = pcall(require, "models." .. args.model)

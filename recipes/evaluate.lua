@@ -37,6 +37,7 @@ parser:flag("--no_adv_samples", "skip Adv. Samples")
 parser:option("--top", "most confident OOD images kept per set for the picture grid", "64"):convert(math.tointeger)
 parser:option("--seed", "seed of the evaluation noise and the attacks' random starts", "0"):convert(math.tointeger)
 parser:option("--device", "cpu | cuda", "cpu")
+parser:option("--model_file", "a file returning the model's builder, for architectures not in models/")
 parser:option("--threads", "CPU threads", "2"):convert(math.tointeger)
 local args = parser:parse(arg)
 umbra.set_num_threads(args.threads)
@@ -44,7 +45,7 @@ umbra.set_num_threads(args.threads)
 local function fail(msg) io.stderr:write("evaluate: ", msg, "\n"); os.exit(1) end
 if args.adv_n and args.adv_n < 1 then fail("--adv_n: expected a positive number of points, got " .. args.adv_n) end
 
-local model, info = runs.load_model(args.checkpoint)
+local model, info = runs.load_model(args.checkpoint, {model_file = args.model_file})
 if not model then fail(info) end
 if args.device ~= "cpu" then model:to(args.device) end
 local config = info.config or {}

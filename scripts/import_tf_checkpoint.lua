@@ -14,6 +14,8 @@ parser:argument("out", "umbra checkpoint (.h5) to write"):args("?")
 parser:flag("--list", "print the variables with their dtypes and shapes, then exit")
 parser:option("--num_classes", "number of classes (default: the size of logit/fc/biases)")
   :convert(tonumber)
+parser:option("--dataset", "the data set it was trained on (default: from the file name, e.g. dataset=cifar10 "
+              .. "or a folder cifar10_ceda)")
 local args = parser:parse(arg)
 
 local function fail(fmt, ...)
@@ -86,13 +88,20 @@ if not args.out then fail("give an output file (PREFIX OUT.h5), or --list PREFIX
 local tf_import = require "umbra.tf_import"
 local model, info = tf_import.resnet_small(args.prefix, {num_classes = args.num_classes})
 if not model then fail("%s", info) end
+-- recorded so that evaluate.lua needs no --dataset
+local dataset = args.dataset or tf_import.dataset_of(args.prefix)
+if not dataset then
+  io.stderr:write("import-tf-checkpoint: warning: the file name does not say the data set; "
+                  .. "evaluate.lua will need --dataset (or import with --dataset)\n")
+end
 local ok, serr = umbra.checkpoint.save(args.out, {
   model = model,
   step = info.step,
   architecture = "resnet_small",
   config = {architecture = "resnet_small", num_classes = info.num_classes, bn_eps = info.bn_eps,
-            source = args.prefix},
+            source = args.prefix, dataset = dataset},
 })
 if not ok then fail("%s", serr) end
-print(string.format("wrote %s: resnet_small, %d classes, %s parameters, step %s", args.out,
-                    info.num_classes, group_digits(model:num_parameters()), tostring(info.step)))
+print(string.format("wrote %s: resnet_small, %d classes, %s parameters, step %s, data set %s", args.out,
+                    info.num_classes, group_digits(model:num_parameters()), tostring(info.step),
+                    dataset or "unknown"))

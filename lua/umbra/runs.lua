@@ -36,7 +36,9 @@ function runs.input_shape(info)
   return ARCH_SHAPES[info.architecture or ""]
 end
 
---- runs.load_model(path [, {device = "cpu"}]) -> model, info | nil, message. path: a checkpoint
+--- runs.load_model(path [, {device = "cpu", model_file = "my_model.lua"}]) -> model, info |
+--- nil, message. model_file: a file returning the builder (instead of models/<architecture>.lua).
+--- path: a checkpoint
 --- (.h5) or a run folder holding checkpoint.h5. info: the checkpoint's info (epoch, step,
 --- config, attributes) plus architecture, num_classes, dataset, input_shape, path.
 function runs.load_model(path, opts)
@@ -50,10 +52,23 @@ function runs.load_model(path, opts)
     return nil, path .. ": the checkpoint names no architecture (attribute architecture or config/architecture)"
   end
   if not arch:match("^[%w_]+$") then return nil, path .. ": bad architecture name '" .. arch .. "'" end
-  local found, builder = pcall(require, "models." .. arch)
-  if not found then
-    return nil, string.format("%s: architecture '%s' has no builder models/%s.lua (%s)", path, arch, arch,
-                              tostring(builder):gsub("\n.*", ""))
+  local found, builder
+  if opts.model_file then
+    -- a user's model: a file that returns its builder, as models/*.lua do
+    found, builder = pcall(dofile, opts.model_file)
+    if found and type(builder) ~= "function" then
+      found, builder = false, "it must return a function(opts) -> model, as models/*.lua do"
+    end
+    if not found then
+      return nil, string.format("--model_file %s: %s", opts.model_file, tostring(builder):gsub("\n.*", ""))
+    end
+  else
+    found, builder = pcall(require, "models." .. arch)
+    if not found then
+      return nil, string.format("%s: architecture '%s' has no builder models/%s.lua; for a model of your own "
+                                .. "pass --model_file FILE.lua (%s)", path, arch, arch,
+                                tostring(builder):gsub("\n.*", ""))
+    end
   end
   -- the builder gets the configuration (num_classes, sizes, channels, ...); the weights it
   -- draws are overwritten, so the generator's seed does not matter

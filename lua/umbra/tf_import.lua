@@ -60,6 +60,27 @@ local function convert(t, kind)
   return t
 end
 
+local DATASETS = {"mnist", "fashion_mnist", "svhn", "cifar10", "cifar100"}
+
+--- tf_import.dataset_of(prefix) -> the data set a checkpoint was trained on, read from its
+--- path: the authors' "dataset=<name>" in the file name, else a folder or file name
+--- beginning with a known set ("cifar10_ceda/..."); nil when neither says
+function tf_import.dataset_of(prefix)
+  local named = prefix:match("dataset=([%w_]+)")
+  if named then return named end
+  local best
+  for part in prefix:gmatch("[^/]+") do
+    for _, d in ipairs(DATASETS) do
+      -- the longest match, so that cifar100_plain is cifar100, not cifar10
+      if (part == d or part:sub(1, #d + 1) == d .. "_" or part:sub(1, #d + 1) == d .. "-")
+         and (not best or #d > #best) then
+        best = d
+      end
+    end
+  end
+  return best
+end
+
 --- tf_import.resnet_small(prefix [, {num_classes = K}]) -> model, info | nil, message
 --- info = {num_classes, step (nil when absent), bn_eps, source = prefix}. The model is
 --- models/resnet_small.lua's, in evaluation mode, holding the checkpoint's values.

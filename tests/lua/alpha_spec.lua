@@ -131,5 +131,27 @@ describe("runs.load_model and recipes/alpha_scaling.lua", function()
     assert.truthy(out:find("| %% overconfident | %d+%.%d | %d+%.%d |"), out)
   end)
 
+  it("takes a user's model with --model_file, and skips (with a warning) one checkpoint among several", function()
+    -- a model of the user's own: an MLP under another architecture name
+    local f = assert(io.open(dir .. "/my_model.lua", "w"))
+    f:write('return function(opts) return require("models.mlp"){sizes = opts.sizes, seed = 1} end\n')
+    f:close()
+    assert(checkpoint.save(dir .. "/mine.h5", {model = original,
+      config = {architecture = "my_mlp", num_classes = 3, sizes = {4, 8, 3}, exp_name = "mine"}}))
+    local model, info = runs.load_model(dir .. "/mine.h5", {model_file = dir .. "/my_model.lua"})
+    assert.is_truthy(model, info)
+    local x = umbra.rand({2, 4}, umbra.Generator(3))
+    assert.are.same(original:forward(x):to_table(), model:forward(x):to_table())
+    local _, err = runs.load_model(dir .. "/mine.h5")
+    assert.truthy(err:find("pass --model_file FILE.lua", 1, true), err)
+    local out, rc = capture(string.format("%s %s/recipes/alpha_scaling.lua %s/mine.h5 %s/other.h5 --n 20 "
+                                          .. "--input_shape 4 --model_file %s/my_model.lua", exe, root, dir, dir, dir))
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("warning: skipping " .. dir .. "/other.h5", 1, true), out)
+    assert.truthy(out:find("|  | mine |", 1, true), out)
+    out, rc = capture(string.format("%s %s/recipes/alpha_scaling.lua %s/other.h5 --n 20", exe, root, dir))
+    assert.are.equal(1, rc, out)   -- alone, it is an error
+  end)
+
   teardown(function() os.execute("rm -rf " .. dir) end)
 end)

@@ -179,4 +179,19 @@ describe("scripts/gpu-check", function()
     for _, p in ipairs(phases) do assert.truthy(md:find("| " .. p .. " | ", 1, true), p .. "\n" .. md) end
     os.execute("rm -rf " .. dir .. " " .. debs)
   end)
+
+  it("says which phases timed out", function()
+    local dir, debs, bin = h.tmpdir("gpucheck"), h.tmpdir("gpudebs"), h.tmpdir("gpubin")
+    local f = assert(io.open(bin .. "/make", "w"))   -- a build that hangs
+    f:write("#!/bin/sh\nexec sleep 30\n")
+    f:close()
+    os.execute("chmod +x " .. bin .. "/make")
+    local out, rc = h.run("PATH=" .. bin .. ":$PATH UMBRA_GPU_MAX_PHASE=1 UMBRA_GPU_BUDGET=200 UMBRA_GPU_PREFIX="
+                          .. dir .. "/prefix scripts/gpu-check " .. dir .. " " .. debs)
+    assert.are.equal(0, rc, out)
+    local md = read(dir .. "/results.md")
+    assert.truthy(md:find("| build | TIMED OUT after 1 s (build.log) | 124 | ", 1, true), md)
+    assert.truthy(md:find("| tests | TIMED OUT after 1 s (tests.log) | 124 | ", 1, true), md)
+    os.execute("rm -rf " .. dir .. " " .. debs .. " " .. bin)
+  end)
 end)

@@ -28,7 +28,8 @@ local results = {}
 for i, run in ipairs(args.runs) do
   local ev, err = evalfile.read(run)
   if not ev then fail(err) end
-  local ok, res = pcall(analysis.compute, ev)
+  -- --names also titles the run's pictures
+  local ok, res = pcall(analysis.compute, ev, names and names[i])
   if not ok then fail(ev.path .. ": " .. tostring(res)) end
   results[i] = res
   if args.plots then

@@ -190,9 +190,12 @@ for _, r in ipairs(results) do
     local ok, err = plot.heatmap{
       path = path, grid = {xs = xs, ys = xs, values = conf}, zrange = {50, 100}, levels = 10,
       title = string.format("%s: max confidence (%%) on [%g,%g]^2", r.name, range[1], range[2]),
-      cblabel = "confidence (%)", box = {-0.01, -0.01, 1.01, 1.01},
-      points = {{path = path .. ".c1", rows = class_pts[1], style = "pt 7 ps 0.3 lc rgb 'red'"},
-                {path = path .. ".c2", rows = class_pts[2], style = "pt 5 ps 0.3 lc rgb 'green'"}},
+      cblabel = "confidence (%)", xlabel = "x_1", ylabel = "x_2",
+      box = {-0.01, -0.01, 1.01, 1.01}, box_title = "unit box [0,1]^2 (the data's domain)",
+      points = {{path = path .. ".c1", rows = class_pts[1], style = "pt 7 ps 0.3 lc rgb 'red'",
+                 title = "class 1"},
+                {path = path .. ".c2", rows = class_pts[2], style = "pt 5 ps 0.3 lc rgb 'green'",
+                 title = "class 2"}},
     }
     if ok then made[#made + 1] = path else io.stderr:write("warning: ", err, "\n") end
   end

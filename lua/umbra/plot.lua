@@ -39,9 +39,51 @@ function plot.write_table(path, rows)
   f:close()
 end
 
+-- a gnuplot single-quoted string ('' stands for ')
+local function q(s) return "'" .. tostring(s or ""):gsub("'", "''") .. "'" end
+
 --- A filled-contour heat map of values on a regular grid, with optional point sets and a
 --- box outline. opts: path, grid = {xs=, ys=, values= (row-major #ys x #xs)}, zrange = {lo, hi},
---- levels, title, cblabel, points = {{path=, x=, y=, style=, title=}}, box = {x0,y0,x1,y1}.
+--- levels, title, cblabel, xlabel, ylabel, points = {{path=, rows=, style=, title=}},
+--- box = {x0,y0,x1,y1}, box_title. Point sets and the box with a title get a key entry.
+--- plot.heatmap_script(opts, dat) -> the gnuplot script alone (dat: the grid's data file).
+function plot.heatmap_script(opts, dat)
+  local xs, ys = opts.grid.xs, opts.grid.ys
+  local lo, hi = opts.zrange[1], opts.zrange[2]
+  local lines = {
+    "set terminal pngcairo size 720,700 enhanced font 'Sans,11'",
+    "set output " .. q(opts.path),
+    "set title " .. q(opts.title),
+    "set xlabel " .. q(opts.xlabel),
+    "set ylabel " .. q(opts.ylabel),
+    "set view map",
+    "set size ratio -1",
+    string.format("set xrange [%g:%g]", xs[1], xs[#xs]),
+    string.format("set yrange [%g:%g]", ys[1], ys[#ys]),
+    string.format("set cbrange [%g:%g]", lo, hi),
+    string.format("set palette maxcolors %d", opts.levels or 10),
+    "set palette defined (0 '#f7fbff', 0.5 '#6baed6', 1 '#08306b')",
+    "set cblabel " .. q(opts.cblabel),
+    "set key below horizontal",
+  }
+  local plots = {string.format("%s using 1:2:3 with image notitle", q(dat))}
+  if opts.box then
+    local b = opts.box
+    lines[#lines + 1] = string.format("set object 1 rect from %g,%g to %g,%g front fillstyle empty "
+                                      .. "border lc rgb '#ff7f0e' lw 2", b[1], b[2], b[3], b[4])
+    if opts.box_title then   -- a key entry drawn like the box
+      plots[#plots + 1] = "NaN with lines lc rgb '#ff7f0e' lw 2 title " .. q(opts.box_title)
+      lines[#lines + 1] = "set key box opaque"
+    end
+  end
+  for _, p in ipairs(opts.points or {}) do
+    plots[#plots + 1] = string.format("%s using 1:2 with points %s %s", q(p.path), p.style or "pt 7 ps 0.3",
+                                      p.title and "title " .. q(p.title) or "notitle")
+  end
+  lines[#lines + 1] = "plot " .. table.concat(plots, ", ")
+  return table.concat(lines, "\n") .. "\n"
+end
+
 function plot.heatmap(opts)
   local dat = opts.path .. ".grid.dat"
   local rows = {}
@@ -51,40 +93,13 @@ function plot.heatmap(opts)
     rows[#rows + 1] = false
   end
   plot.write_table(dat, rows)
-  local lo, hi = opts.zrange[1], opts.zrange[2]
-  local lines = {
-    "set terminal pngcairo size 720,640 enhanced font 'Sans,11'",
-    "set output '" .. opts.path .. "'",
-    "set title '" .. (opts.title or "") .. "'",
-    "set view map",
-    "set size ratio -1",
-    string.format("set xrange [%g:%g]", xs[1], xs[#xs]),
-    string.format("set yrange [%g:%g]", ys[1], ys[#ys]),
-    string.format("set cbrange [%g:%g]", lo, hi),
-    string.format("set palette maxcolors %d", opts.levels or 10),
-    "set palette defined (0 '#f7fbff', 0.5 '#6baed6', 1 '#08306b')",
-    "set cblabel '" .. (opts.cblabel or "") .. "'",
-    "set key off",
-  }
-  if opts.box then
-    local b = opts.box
-    lines[#lines + 1] = string.format("set object 1 rect from %g,%g to %g,%g front fillstyle empty "
-                                      .. "border lc rgb 'white' lw 2", b[1], b[2], b[3], b[4])
-  end
-  local plots = {string.format("'%s' using 1:2:3 with image", dat)}
-  for _, p in ipairs(opts.points or {}) do
-    plot.write_table(p.path, p.rows)
-    plots[#plots + 1] = string.format("'%s' using 1:2 with points %s", p.path, p.style or "pt 7 ps 0.3")
-  end
-  lines[#lines + 1] = "plot " .. table.concat(plots, ", ")
-  local ok, err = plot.gnuplot(table.concat(lines, "\n") .. "\n")
+  for _, p in ipairs(opts.points or {}) do plot.write_table(p.path, p.rows) end
+  local ok, err = plot.gnuplot(plot.heatmap_script(opts, dat))
   os.remove(dat)
   for _, p in ipairs(opts.points or {}) do os.remove(p.path) end
   return ok, err
 end
 
--- a gnuplot single-quoted string ('' stands for ')
-local function q(s) return "'" .. tostring(s or ""):gsub("'", "''") .. "'" end
 
 -- the terminal line of the analysis pictures: noenhanced, so that names like noise_adv are
 -- printed as they are rather than with subscripts

@@ -9,6 +9,29 @@
 local build = os.getenv("UMBRA_BUILD") or "build"
 
 describe("toy2d recipe", function()
+  it("names the heat maps' axes, the two classes' points and the unit box", function()
+    -- a stand-in gnuplot keeps the scripts the recipe writes
+    local out = os.tmpname()
+    os.remove(out)
+    os.execute("mkdir -p " .. out .. "/bin")
+    local f = assert(io.open(out .. "/bin/gnuplot", "w"))
+    f:write("#!/bin/sh\ncat \"$1\" >> " .. out .. "/scripts.gp\n")
+    f:close()
+    os.execute("chmod +x " .. out .. "/bin/gnuplot")
+    local p = io.popen(string.format("PATH=%s/bin:$PATH %s/umbra recipes/toy2d.lua --steps 20 --n 100 --seed 1 "
+                                     .. "--acet-steps 1 --quiet --out %s/maps 2>&1", out, build, out))
+    local text = p:read("a")
+    assert.is_true(p:close(), text)
+    local scripts = assert(io.open(out .. "/scripts.gp"), text):read("a")
+    os.execute("rm -rf " .. out)
+    local _, maps = scripts:gsub("set view map", "")
+    assert.are.equal(6, maps)   -- three models, two ranges
+    for _, want in ipairs{"set xlabel 'x_1'", "set ylabel 'x_2'", "title 'class 1'", "title 'class 2'",
+                          "title 'unit box [0,1]^2", "set object 1 rect from -0.01,-0.01 to 1.01,1.01"} do
+      assert.truthy(scripts:find(want, 1, true), want)
+    end
+  end)
+
   it("trains Plain, CEDA and ACET: low confidence away from the data for CEDA and ACET only", function()
     local out = os.tmpname()
     os.remove(out)

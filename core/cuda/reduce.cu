@@ -3,9 +3,10 @@
  * max/min propagate NaN, arg-max/min take the first extreme and skip NaN (unless the first
  * element is NaN, which then wins), softmax subtracts the max and sums exp in double.
  * Many outputs with inner > 1: one thread per output walks n in order (coalesced across
- * inner). A few outputs over long rows (a whole tensor's sum or max): each row split over
- * a grid of blocks whose partial results one thread per output then combines in a fixed
- * order (deterministic). Otherwise one block (reductions) or one warp (softmax) per row. */
+ * inner). A few outputs over long rows (a whole tensor's sum, max or arg-max): each row
+ * split over a grid of blocks whose partial results one thread per output then combines
+ * in a fixed order (deterministic). Otherwise one block (reductions) or one warp (softmax)
+ * per row. */
 #include <math.h>
 #include "cuda_backend.h"
 
@@ -182,9 +183,65 @@ __global__ void arg_per_block(int64_t *y, const float *x, int want_max, int64_t 
     }
 }
 
+/* Slice s of row oi: its best non-NaN value and index (-1: none) at partial[oi * S + s]. */
+__global__ void arg_partials(double *val, int64_t *idx, const float *x, int want_max, int64_t n, int64_t inner,
+                             int64_t S) {
+    __shared__ float sv[32];
+    __shared__ int64_t sk[32];
+    const int64_t oi = blockIdx.y, s = blockIdx.x, lo = s * n / S, hi = (s + 1) * n / S;
+    const float *p = x + (oi / inner) * n * inner + oi % inner;
+    float bv = 0.0f;
+    int64_t bk = -1;
+    for (int64_t k = lo + threadIdx.x; k < hi; k += blockDim.x) {
+        float v = p[k * inner];
+        if (!isnan(v) && better(want_max, v, k, bv, bk)) { bv = v; bk = k; }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int64_t ok = __shfl_xor_sync(0xffffffffu, bk, o);
+        if (better(want_max, ov, ok, bv, bk)) { bv = ov; bk = ok; }
+    }
+    if ((threadIdx.x & 31) == 0) { sv[threadIdx.x >> 5] = bv; sk[threadIdx.x >> 5] = bk; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (better(want_max, sv[w], sk[w], bv, bk)) { bv = sv[w]; bk = sk[w]; }
+        val[oi * S + s] = bv;
+        idx[oi * S + s] = bk;
+    }
+}
+
+__global__ void arg_finish(int64_t *y, const double *val, const int64_t *idx, const float *x, int want_max,
+                           int64_t outs, int64_t n, int64_t inner, int64_t S) {
+    UM_CU_FOR(oi, outs) {
+        float bv = 0.0f;
+        int64_t bk = -1;
+        for (int64_t s = 0; s < S; s++)   /* slices in order: ties keep the earlier index */
+            if (better(want_max, (float)val[oi * S + s], idx[oi * S + s], bv, bk)) {
+                bv = (float)val[oi * S + s];
+                bk = idx[oi * S + s];
+            }
+        const float first = x[(oi / inner) * n * inner + oi % inner];
+        y[oi] = isnan(first) || bk < 0 ? 0 : bk;   /* as arg_per_block */
+    }
+}
+
 int um_cu_arg_extreme(um_tensor *out, int want_max, const um_tensor *a, int64_t outer, int64_t n, int64_t inner) {
     int64_t outs = outer * inner;
     if (outs == 0) return UM_OK;
+    if (n >= GRID_ROW && outs < GRID_BLOCKS / 4) {   /* an arg-max over a whole tensor: a grid */
+        int64_t S = (n + GRID_SLICE - 1) / GRID_SLICE, most = GRID_BLOCKS / outs;
+        if (S > most) S = most;
+        void *scratch;
+        UM_TRY(um_cu_scratch(&scratch, (size_t)(outs * S) * (sizeof(double) + sizeof(int64_t))));
+        double *val = (double *)scratch;
+        int64_t *idx = (int64_t *)(val + outs * S);
+        arg_partials<<<dim3((unsigned)S, (unsigned)outs), BLOCK>>>(val, idx, um_f32(a), want_max, n, inner, S);
+        UM_CU_LAUNCHED("arg_partials");
+        arg_finish<<<um_cu_blocks(outs), UM_CU_THREADS>>>(um_i64(out), val, idx, um_f32(a), want_max, outs, n, inner, S);
+        UM_CU_LAUNCHED("arg_finish");
+        return UM_OK;
+    }
     if (outs >= MANY_OUTPUTS || n <= 32) {
         arg_per_thread<<<um_cu_blocks(outs), UM_CU_THREADS>>>(um_i64(out), um_f32(a), want_max, outer, n, inner);
         UM_CU_LAUNCHED("arg_per_thread");

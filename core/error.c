@@ -29,18 +29,3 @@ void um_error_prefix(const char *prefix) {
 }
 
 const char *um_last_error(void) { return um_errmsg; }
-void um_clear_error(void) { um_errmsg[0] = 0; }
-
-const char *um_status_name(int code) {
-    switch (code) {
-    case UM_OK: return "ok";
-    case UM_EINVAL: return "invalid argument";
-    case UM_ENOMEM: return "out of memory";
-    case UM_EIO: return "input/output error";
-    case UM_EFORMAT: return "bad format";
-    case UM_EDEVICE: return "device error";
-    case UM_ENOTIMPL: return "not implemented";
-    case UM_ENUMERIC: return "non-finite value";
-    default: return "unknown error";
-    }
-}

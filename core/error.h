@@ -20,7 +20,5 @@ int um_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /* Prefix the current message with "prefix: " (used by containers to add a module path). */
 void um_error_prefix(const char *prefix);
 const char *um_last_error(void);
-void um_clear_error(void);
-const char *um_status_name(int code);
 
 #endif

@@ -423,9 +423,3 @@ double um_get(const um_tensor *t, const int64_t *index) {
     int64_t off = offset_of(t, index);
     return t->dtype == UM_INT64 ? (double)((int64_t *)t->storage->data)[off] : (double)((float *)t->storage->data)[off];
 }
-
-void um_set(um_tensor *t, const int64_t *index, double v) {
-    int64_t off = offset_of(t, index);
-    if (t->dtype == UM_INT64) ((int64_t *)t->storage->data)[off] = (int64_t)v;
-    else ((float *)t->storage->data)[off] = (float)v;
-}

@@ -73,8 +73,7 @@ int um_cat(um_tensor **out, int n, um_tensor *const *ts, int dim);
 int um_to_dtype(um_tensor **out, const um_tensor *t, um_dtype dt);
 int um_to_backend(um_tensor **out, const um_tensor *t, const um_backend *be);
 
-/* Element access on CPU tensors (index has t->ndim entries). */
+/* Element read on CPU tensors (index has t->ndim entries). */
 double um_get(const um_tensor *t, const int64_t *index);
-void um_set(um_tensor *t, const int64_t *index, double v);
 
 #endif

@@ -1,6 +1,6 @@
 /* Shared helpers of the umbra.core Lua binding (the only C that includes lua.h).
  * Each C file in lua/ registers its functions through an um_lua_open_* function that
- * lua/core.c calls from luaopen_umbra_core. Convention (DESIGN §5): check every
+ * lua/core.c calls from luaopen_umbra_core. Convention (docs/architecture.md §5): check every
  * argument first, push the result box empty, call the core, then fill the box or
  * raise with the core's message. */
 #ifndef UM_LUA_BINDING_H

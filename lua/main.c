@@ -309,7 +309,7 @@ static int pmain(lua_State *L) {
 
 /* With OMP_PROC_BIND or OMP_PLACES set, OpenMP has bound this (initial) thread to its
  * first place before main, and execv keeps that mask: the new start would see one CPU
- * and bind every thread to it (2 threads measured as slow as 1). Give the thread back the
+ * and bind every thread to it (2 threads ran as slowly as 1). Give the thread back the
  * CPUs of all the places first. No places (no binding asked): nothing to do. (OpenMP's
  * threads then spread as asked; OpenBLAS's own workers, started from the bound first
  * thread, share its CPU.) */
@@ -330,16 +330,13 @@ static void unbind_before_restart(void) {
 /* OpenBLAS (its pthreads build) and OpenMP each keep a pool of worker threads, and by
  * default both spin long after their work. With as many threads as cores, a spinning
  * OpenBLAS worker takes the core an OpenMP worker needs next (im2col, pooling, ReLU) and
- * the other way round: 40 PGD steps on LeNet with 2 threads took 1.70 s; with OpenMP
- * workers that spin 10,000 rounds (GOMP_SPINCOUNT) and OpenBLAS workers 2^16 cycles
- * before they sleep, 1.02-1.07 s. Sleeping at once (OMP_WAIT_POLICY=passive) did as well
- * for LeNet but cost ResNetSmall, whose backward opens about a hundred short parallel
- * regions, each then waking a sleeping worker: its 2-thread input gradient measured
- * 53.4-56.9 ms so against 50.9-53.3, its forward 58.1-62.5 against 54.6-54.7; spinning
- * 30,000 rounds made PGD on LeNet 7-10% slower than 10,000 (its fully connected layer runs
- * OpenBLAS's threads). Both libraries read these settings only when they
- * load, before main: so set them (unless the user did) and start this program again,
- * once. If the new start fails, carry on as things are. */
+ * the other way round. So OpenMP workers spin 10,000 rounds (GOMP_SPINCOUNT) and OpenBLAS
+ * workers 2^16 cycles before they sleep: sleeping at once (OMP_WAIT_POLICY=passive) would
+ * cost ResNetSmall, whose backward opens about a hundred short parallel regions, each then
+ * waking a sleeping worker, and spinning longer slows PGD on LeNet (its fully connected
+ * layer runs OpenBLAS's threads). Figures: docs/performance.md §3. Both libraries read
+ * these settings only when they load, before main: so set them (unless the user did) and
+ * start this program again, once. If the new start fails, carry on as things are. */
 static void settle_thread_pools(char **argv) {
     int changed = 0;
     if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
@@ -347,8 +344,8 @@ static void settle_thread_pools(char **argv) {
         changed = 1;
     }
     if (!getenv("OPENBLAS_THREAD_TIMEOUT")) {
-        /* 2^16 cycles (~20 us): back-to-back sgemms keep their workers (2^4 made 256^3
-         * products 12% slower at 2 threads), while an OpenMP region finds the core free */
+        /* 2^16 cycles (~20 us): back-to-back sgemms keep their workers (a shorter timeout
+         * slowed 256^3 products at 2 threads), while an OpenMP region finds the core free */
         setenv("OPENBLAS_THREAD_TIMEOUT", "16", 1);
         changed = 1;
     }

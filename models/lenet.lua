@@ -1,4 +1,4 @@
--- LeNet as the paper's authors trained it on MNIST (PAPER.md §1.2): conv 5x5 1->32 same
+-- LeNet as the paper's authors trained it on MNIST (docs/method.md §1.2): conv 5x5 1->32 same
 -- with bias, ReLU, max-pool 2 stride 2 same, conv 5x5 32->64 same with bias, ReLU,
 -- max-pool, flatten (3136), fc 1024, ReLU, fc 10. 3,274,634 parameters.
 -- Paths and the authors' TF names: conv1.{weight,bias} = conv1/conv1/{weights,biases}

@@ -1,5 +1,5 @@
 -- A fully connected ReLU network, by default the two-moons network of the paper's toy
--- experiment (PAPER.md §7): 2 -> 100 -> 100 -> 2, ReLU after each hidden layer, linear
+-- experiment (docs/method.md §1.4, §7): 2 -> 100 -> 100 -> 2, ReLU after each hidden layer, linear
 -- logits, weights N(0, 2/n_in), biases 0. Layers are named fc1, relu1, fc2, ...
 -- usage: require("models.mlp"){sizes = {2, 100, 100, 2}, generator = g | seed = 1}
 local umbra = require "umbra"

@@ -1,4 +1,4 @@
--- ResNetSmall as the paper's authors trained it on SVHN and CIFAR (PAPER.md §1.3): a
+-- ResNetSmall as the paper's authors trained it on SVHN and CIFAR (docs/method.md §1.3): a
 -- pre-activation ResNet-20, widths 16/16/32/64, 3 basic units per stage, SAME 3x3 convs
 -- without bias (He truncated-normal init), batch norm momentum 0.99 and eps 1.001e-5 (the
 -- value TF's fused kernel used), avg-pool + zero channel-pad shortcuts, global average

@@ -1,4 +1,4 @@
--- recipes/alpha_scaling.lua: Table 2 of the paper (PAPER.md §6.4, decision 6). For 10,000
+-- recipes/alpha_scaling.lua: Table 2 of the paper (docs/method.md §6.4, §11.6). For 10,000
 -- uniform points x of the model's input shape, the median of the smallest alpha >= 1 with
 -- 99.9 % confidence at alpha x, and the percentage of points whose clip(alpha x, 0, 1) is
 -- still 95 % confident. Usage:

@@ -1,5 +1,5 @@
--- recipes/evaluate.lua: evaluate a checkpoint as the paper (PAPER.md §5.3, §6, decisions 5
--- and 9): clean test error and confidences; Noise (the training noise recipe on the test
+-- recipes/evaluate.lua: evaluate a checkpoint as the paper (docs/method.md §5.3, §6, §11.5
+-- and §11.9): clean test error and confidences; Noise (the training noise recipe on the test
 -- images); Adv. Noise (PGD from that noise maximising log max softmax, eps 0.3, 80 steps of
 -- 0.02, random start, best iterate) and beside it a worst case over three attacks on the
 -- first 1,024 noise points; Adv. Samples (PGD maximising CE with the true label, same

@@ -1,4 +1,4 @@
--- recipes/toy2d.lua: the two-moons experiment (PAPER.md §7, decision 7).
+-- recipes/toy2d.lua: the two-moons experiment (docs/method.md §7, §11.7).
 -- Trains the 2-100-100-2 ReLU net with Plain, CEDA and a working ACET (same network,
 -- optimiser, seed and number of steps), prints mean max confidence on the training
 -- points, on U[0,1]^2 (all, and far from the data), on the ring [-10,10]^2 outside the

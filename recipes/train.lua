@@ -1,4 +1,4 @@
--- recipes/train.lua: train Plain, CEDA or ACET with the authors' flags (PAPER.md §2, the
+-- recipes/train.lua: train Plain, CEDA or ACET with the authors' flags (docs/method.md §2, the
 -- authors' train.py), e.g.
 --   umbra recipes/train.lua --dataset mnist --at_frac 1 --pgd_niter 40 --exp_name acet
 -- Writes runs/<exp_name>/<timestamp>_<hyper-parameters>/ with config.lua, metrics.csv,

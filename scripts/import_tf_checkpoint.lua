@@ -1,4 +1,4 @@
--- Import one of the authors' TensorFlow ResNetSmall checkpoints (PAPER.md §1.3, §10) into
+-- Import one of the authors' TensorFlow ResNetSmall checkpoints (docs/method.md §1.3, §10) into
 -- an umbra HDF5 checkpoint, or list a TensorFlow checkpoint's variables. Run it through
 -- scripts/import-tf-checkpoint, or as: build/umbra scripts/import_tf_checkpoint.lua ...
 --   --list PREFIX                        names, dtypes and shapes

@@ -1,8 +1,8 @@
 /* CPU batch normalisation over x viewed as (n, c, inner), OpenMP over channels. The
  * element loops carry `omp simd`: GCC's -O2 vectoriser took no loop that needs a
  * run-time aliasing check before the Makefile asked for its dynamic cost model, and the
- * scalar eval-mode backward was 12% of ResNetSmall's input-gradient time; the pragma
- * keeps them vectorised whatever the flags.
+ * scalar eval-mode backward was a visible share of ResNetSmall's input gradient
+ * (docs/performance.md §5); the pragma keeps them vectorised whatever the flags.
  * Channel statistics: one shifted pass, float within a row and double across rows.
  * Running statistics follow TensorFlow: running = momentum*running + (1-momentum)*batch,
  * and TF's fused kernel feeds the Bessel-corrected (unbiased) batch variance into
@@ -128,8 +128,8 @@ batchnorm_eval_row(int64_t i, int64_t ch, const float *xp, const float *gyp, int
  * output recomputed from x (a ReLU after the batch norm, folded in: the gradient at its
  * input is never stored, nor its output read: 4 reads of the batch where the ReLU's
  * output made 6). Inlined inside each caller's parallel loop with masked a constant, so
- * that each gets its own vectorised loops (a run-time test inside them made them scalar
- * and 3x slower); the two give bit-identical numbers. */
+ * that each gets its own vectorised loops (a run-time test inside them kept them scalar,
+ * docs/performance.md §5); the two give bit-identical numbers. */
 static inline __attribute__((always_inline)) void
 batchnorm_backward_channel(int64_t ch, const float *xp, const float *gyp, int masked, const float *gp,
                            const float *betap, const float *ap, const float *bp, double eps, int training,

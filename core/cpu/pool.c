@@ -16,8 +16,8 @@ static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int
 
 /* 2x2 windows with stride 2 that tile the input exactly (LeNet's pools on 28x28 and
  * 14x14, ResNetSmall's average-pool shortcuts): each output reads two row pairs with fixed
- * offsets, with no window clipping, which the compiler vectorises; the general loops
- * measured 1.5 ms forward and 2.5 ms backward on LeNet's first pool (128x32x28x28). */
+ * offsets, with no window clipping, which the compiler vectorises (the general loops do
+ * not; figures in docs/performance.md §5). */
 static int is_tiled_2x2(const um_window2d *g) {
     return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 &&
            g->pad_left == 0 && g->oh * 2 == g->h && g->ow * 2 == g->w;
@@ -190,8 +190,7 @@ int um_cpu_maxpool2d_relu_backward(const um_window2d *g, const um_tensor *x, con
 
 /* Average-pool backward over exact 2x2 tiles (ResNetSmall's shortcuts: window = stride
  * = 2, `valid`, even sizes): each cell gets 0 + gy/4 as from the general loops (so -0
- * stays +0), without their window clipping; the general backward was 2% of
- * ResNetSmall's input gradient. */
+ * stays +0), without their window clipping (docs/performance.md §5). */
 static void avgpool_backward_2x2(const um_window2d *g, const float *gyp, float *gxp) {
     const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
 #pragma omp parallel for schedule(static)

@@ -1,8 +1,8 @@
 /* The CUDA backend as C code sees it. The .cu files of core/cuda/ are built into a library
  * of their own, libumbra_cuda.so, linked with the CUDA runtime, cuBLAS and cuDNN;
  * core/cuda/cuda_load.c loads it the first time something asks for "cuda", so that work on the
- * CPU does not pay for those libraries (about 220 MB resident once loaded, and their
- * start-up time). Most code
+ * CPU does not pay for those libraries (their resident memory, docs/performance.md §6,
+ * and their start-up time). Most code
  * should not need this header: um_find_backend("cuda") gives the backend, or NULL when the
  * library is not built, cannot be loaded or finds no device. */
 #ifndef UM_CUDA_API_H

@@ -1,4 +1,4 @@
-/* Evaluation metrics of the paper (PAPER.md §6.2, decision 5) on host tensors: max-softmax
+/* Evaluation metrics of the paper (docs/method.md §6.2, §11.5) on host tensors: max-softmax
  * confidence, mean max confidence, AUROC with exact tie handling, NumPy's linear percentile,
  * FPR at a TPR, ROC curve points, resistance to adversarial samples, row selection by mask.
  * Scores are float32 vectors (n); in-distribution points are the positive class. Empty sets
@@ -34,7 +34,7 @@ int um_fpr_at_tpr(const um_tensor *conf_in, const um_tensor *conf_out, double tp
 int um_roc_curve(const um_tensor *conf_in, const um_tensor *conf_out, um_tensor **fpr, um_tensor **tpr,
                  um_tensor **thresholds);
 
-/* Resistance to adversarial samples (decision 5): each row of probs (n, K) gets a guard
+/* Resistance to adversarial samples (docs/method.md §11.5): each row of probs (n, K) gets a guard
  * column float32(1.01 / K) appended at index K; a point is resisted iff the first arg-max of
  * its augmented row is its label. labels: int64 (n) in label_base .. label_base + K - 1
  * (0 from C, 1 from Lua). *fraction = resisted / n; *not_resisted (may be NULL) = new

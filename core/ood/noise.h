@@ -1,4 +1,4 @@
-/* Noise generators for CEDA/ACET (PAPER.md §3): uniform noise, pixel-permutation noise,
+/* Noise generators for CEDA/ACET (docs/method.md §3): uniform noise, pixel-permutation noise,
  * the 15x15 Gaussian low-pass with symmetric mirror padding, per-image contrast rescale,
  * and the authors' training-noise recipe composed from them. Images are NCHW float32. */
 #ifndef UM_NOISE_H

@@ -1,4 +1,4 @@
-/* Projected gradient ascent on the input (PAPER.md §5): l-inf sign steps (or l2 normalised
+/* Projected gradient ascent on the input (docs/method.md §5): l-inf sign steps (or l2 normalised
  * steps), the authors' random start (per-example s ~ U[0,1] times U[-eps, eps]^d), fixed
  * step size, projection onto the eps-ball around the start z intersected with [0,1]^d, and
  * the per-example best iterate (a strictly larger objective replaces). The model runs in

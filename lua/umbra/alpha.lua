@@ -1,4 +1,4 @@
--- umbra.alpha: the alpha-scaling experiment (Table 2, PAPER.md §6.4 and decision 6). For
+-- umbra.alpha: the alpha-scaling experiment (Table 2, docs/method.md §6.4 and §11.6). For
 -- uniform points x, the smallest alpha >= 1 with max softmax(f(alpha x)) >= 0.999, found by
 -- doubling (up to alpha_max, beyond which alpha = inf) and bisection to a relative precision;
 -- then whether clip(alpha x, 0, 1) is still >= 95 % confident. Every round evaluates all the

@@ -1,4 +1,4 @@
--- umbra.analysis: from an evaluation file to the paper's numbers (PAPER.md §6.2, §8, §9.3):
+-- umbra.analysis: from an evaluation file to the paper's numbers (docs/method.md §6.2, §8):
 -- MMC, AUROC and FPR@95 of every set against the clean test set, resistance to adversarial
 -- samples; the authors' CSV row (their columns, in their order); Table 1 blocks in Markdown,
 -- several runs side by side; the run's pictures (histograms, ROC curves, image grids).
@@ -55,7 +55,7 @@ function analysis.compute(ev, name)
     local set = ev.sets[s.set]
     if set then
       local probs = set.probs
-      if s.set == "adv" then  -- only the points the attack fooled (decision 5)
+      if s.set == "adv" then  -- only the points the attack fooled (docs/method.md §11.5)
         local fooled
         res.resistance_adv, fooled = eval.resistance(set.probs, set.labels)
         probs = eval.select_rows(set.probs, fooled)
@@ -75,7 +75,7 @@ end
 
 analysis.CSV_COMMENT = "# umbra analyze: the noise_adv_more columns (auc_score_noise_adv_more; Mean maximum confidence "
   .. "on noise_adv_more; noise_adv_more95) hold umbra's noise_adv_worst: per point the most confident of three PGD "
-  .. "attacks on the first 1024 noise points (PAPER.md decision 5); not the authors' 200-iteration attack"
+  .. "attacks on the first 1024 noise points (docs/method.md §11.5); not the authors' 200-iteration attack"
 
 -- shortest text that reads back as the same double (as Python's repr); nan for NaN
 local function number_text(v)

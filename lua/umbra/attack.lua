@@ -1,4 +1,4 @@
--- umbra.attack: projected gradient ascent on the input (core/ood/pgd.c, PAPER.md §5).
+-- umbra.attack: projected gradient ascent on the input (core/ood/pgd.c, docs/method.md §5).
 --   attack.pgd(model, x, opts) -> x_adv, objective (per-example values at x_adv)
 -- opts: eps (0.3), step (eps/steps), steps (40), objective ("max_conf" | "uniform_conf" |
 -- "ce" | a function), labels (class labels 1..K, for "ce"), norm ("inf" | 2), random_start

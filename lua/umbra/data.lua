@@ -4,7 +4,7 @@
 --   for x, y in ds:batches{batch_size = 128, shuffle = true, generator = g, drop_last = true,
 --                          augment = true} do ... end
 -- Labels are 1-based (1..num_classes). The batch tensors are reused from one step to the
--- next: clone what must outlive the step. Augmentation as the authors' (PAPER.md §2.4):
+-- next: clone what must outlive the step. Augmentation as the authors' (docs/method.md §2.4):
 -- random crop with 4-pixel zero padding, CIFAR also a horizontal flip (before the crop).
 local core = require "umbra.core"
 
@@ -130,7 +130,7 @@ function readers.svhn(name, spec, opts, label)
   return core.data_read_svhn(paths[1], label)
 end
 
--- grayCIFAR-10 (PAPER.md §6.1): CIFAR-10 as 28x28 gray, the mean of R, G, B resized with
+-- grayCIFAR-10 (docs/method.md §2.4): CIFAR-10 as 28x28 gray, the mean of R, G, B resized with
 -- PIL's bilinear filter (antialiased when shrinking, see core/data/data.h).
 function readers.gray(_, _, opts, label)
   local src, err = readers.cifar("cifar10", SETS.cifar10, opts, "cifar10 " .. opts.split)

@@ -1,4 +1,4 @@
--- umbra.eval: the paper's evaluation metrics (PAPER.md §6.2, decision 5) on softmax outputs:
+-- umbra.eval: the paper's evaluation metrics (docs/method.md §6.2, §11.5) on softmax outputs:
 -- max confidence, MMC, AUROC (in-distribution = positive class, exact ties), FPR at 95 % TPR
 -- as the authors compute it, ROC points, resistance to adversarial samples; and the metrics of
 -- the later OOD literature (docs/worst-case.md): conservative AUROC, AUPR-In/Out, FPR@95 with

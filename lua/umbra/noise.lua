@@ -1,4 +1,4 @@
--- umbra.noise: the out-of-distribution noise of CEDA/ACET (PAPER.md §3) and noise
+-- umbra.noise: the out-of-distribution noise of CEDA/ACET (docs/method.md §3) and noise
 -- schedules. A schedule is a function(ctx) -> noise batch, called once per training step
 -- with ctx = {step=, epoch=, clean=, n=, generator=}; recipes may pass their own.
 local core = require "umbra.core"

@@ -1,4 +1,4 @@
--- umbra.tf_import: the authors' TensorFlow ResNetSmall checkpoints (PAPER.md §10) as umbra
+-- umbra.tf_import: the authors' TensorFlow ResNetSmall checkpoints (docs/method.md §10) as umbra
 -- models. Every TensorFlow variable is mapped to its umbra path (models/resnet_small.lua
 -- lists the correspondence), HWIO conv kernels become OIHW, the dense [64, K] weight is
 -- transposed to Linear's (out, in); optimizer slots are skipped and the global step kept.

@@ -1,4 +1,4 @@
--- umbra.train: one training step shared by every recipe (PAPER.md §2.5, decisions 1-3).
+-- umbra.train: one training step shared by every recipe (docs/method.md §2.5, §11.1-11.3).
 -- Plain, CEDA and ACET are settings of the same procedure, as in the authors' train.py:
 --   at_frac    noise examples per clean example (0 = plain)
 --   pgd_niter  PGD iterations on the noise (0 = CEDA, > 0 = ACET), step pgd_eps/pgd_niter

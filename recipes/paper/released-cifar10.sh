@@ -1,5 +1,5 @@
 #!/bin/bash
-# Evaluate the authors' released CIFAR-10 models (Plain, CEDA, ACET; PAPER.md §10) in umbra:
+# Evaluate the authors' released CIFAR-10 models (Plain, CEDA, ACET; docs/method.md §10) in umbra:
 # import each TensorFlow checkpoint, run recipes/evaluate.lua on the first N_TEST CIFAR-10
 # test images (OOD sets: whichever of SVHN, CIFAR-100, LSUN classroom, ImageNet- are
 # present), then print the side-by-side table. Needs $UMBRA_PAPER_MODELS (default

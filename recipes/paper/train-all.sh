@@ -1,5 +1,5 @@
 #!/bin/bash
-# The paper's twelve training runs (PAPER.md §2.1): Plain, CEDA and ACET on MNIST, SVHN,
+# The paper's twelve training runs (docs/method.md §2.1): Plain, CEDA and ACET on MNIST, SVHN,
 # CIFAR-10 and CIFAR-100, with the authors' settings (100 epochs, batch 128, lr x0.1 after
 # epochs 50/75/90, weight decay 5e-4, frac_perm 0.5; ACET: 40 PGD steps, eps 0.3).
 # Usage: recipes/paper/train-all.sh [DATASET...]   (default: all four; extra flags via $FLAGS)

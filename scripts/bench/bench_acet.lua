@@ -1,4 +1,4 @@
--- One ACET training step through umbra (PAPER.md §2.5): LeNet, 128 clean MNIST-shaped
+-- One ACET training step through umbra (docs/method.md §2.5): LeNet, 128 clean MNIST-shaped
 -- images + 128 noise images (the authors' noise recipe), 40 PGD steps of 0.0075 in the
 -- eps = 0.3 ball, then one training step on [noise; clean] with Adam and weight decay.
 -- Paired with bench_acet_torch.py. Prints "name value" lines. Usage: THREADS

@@ -1,7 +1,7 @@
 /* Data set batches (pixels / 255, labels + base, flip before crop with zero padding,
  * reproducible from a generator), PIL-style bilinear resizing and grayCIFAR, and, where
  * UMBRA_DATA holds them, the real MNIST and CIFAR-10 test files checked against the
- * counts and first labels in shared/data/MANIFEST.md (else one SKIP line each). */
+ * published counts and the first labels of the real files (else one SKIP line each). */
 #include <stdio.h>
 #include <unistd.h>
 #include "check_main.h"

@@ -2,7 +2,7 @@
 -- file for SVHN written byte by byte, PNGs from data.write_png): loading by name, batches,
 -- shuffling and augmentation from a generator, refusals of missing, truncated and wrong
 -- files with nothing leaked; scripts/fetch-data from a local folder; and, where UMBRA_DATA
--- holds them, the real MNIST and CIFAR-10 test files (shared/data/MANIFEST.md counts).
+-- holds them, the real MNIST and CIFAR-10 test files (the published image and label counts).
 local umbra = require "umbra"
 local data = require "umbra.data"
 local helpers = dofile("tests/lua/helpers.lua")
@@ -188,7 +188,7 @@ describe("the real data sets under UMBRA_DATA", function()
     pending("UMBRA_DATA does not hold mnist/ and cifar10/test_batch.bin.gz: real data not checked")
     return
   end
-  it("MNIST: counts and first labels as MANIFEST.md", function()
+  it("MNIST: counts and first labels as published", function()
     local tr = assert(data.load("mnist", {split = "train"}))
     assert.are.same({5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949}, tr:class_counts())
     local te = assert(data.load("mnist", {split = "test"}))
@@ -197,7 +197,7 @@ describe("the real data sets under UMBRA_DATA", function()
     for i = 1, 10 do first[i] = select(2, te:get(i)) - 1 end
     assert.are.same({7, 2, 1, 0, 4, 1, 4, 9, 5, 9}, first)
   end)
-  it("CIFAR-10 test: 1000 per class, first labels as MANIFEST.md", function()
+  it("CIFAR-10 test: 1000 per class, first labels as published", function()
     local te = assert(data.load("cifar10", {split = "test"}))
     assert.are.same({1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}, te:class_counts())
     local first = {}

@@ -1,4 +1,4 @@
--- The model zoo: parameter counts as the paper's checkpoints (PAPER.md §1.2, §1.3),
+-- The model zoo: parameter counts as the paper's checkpoints (docs/method.md §1.2, §1.3),
 -- parameter paths that map onto the authors' TF scopes, output shapes, seeded
 -- initialisation, and that LeNet learns (the loss of 512 synthetic images drops 10x).
 local umbra = require "umbra"

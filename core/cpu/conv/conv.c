@@ -4,10 +4,10 @@
  * F(2x2, 5x5) by blocks of images (winograd.c; forward and input gradient, the weight
  * gradient stays per tap or through im2col). OpenMP over the images of the batch, or over
  * Winograd's blocks of images (each thread owns its scratch and a private weight-gradient
- * accumulator, summed in a fixed order). Per image the column matrix stays in L2; chunks
- * of images as one wider sgemm measured no faster. Against a serial loop of 2-thread
- * sgemms it measured equal forward and faster input gradients; batches smaller than the
- * thread count use the threaded sgemm. Each product is laid out the way OpenBLAS runs
+ * accumulator, summed in a fixed order). Per image the column matrix stays in L2, and
+ * neither chunks of images as one wider sgemm nor a serial loop of threaded sgemms did
+ * better (docs/performance.md §4.4); batches smaller than the thread count use the
+ * threaded sgemm. Each product is laid out the way OpenBLAS runs
  * fastest for thin convolutions (see gemm_cols, channel_group, the transposed weight
  * gradient, and the input gradient as a convolution).
  *
@@ -48,10 +48,10 @@ static int is_pointwise(const um_window2d *g) {
  * by (kernel - 1 - padding) on each side, with the kernel flipped in space and its two
  * channel axes swapped ("transposable": when those paddings are not negative). Computed
  * that way, gx is written directly, instead of an sgemm into a column matrix summed
- * back by col2im (when col2im made one read-add-write pass over gx per kernel tap, its
- * loop took 20% of ResNetSmall's input-gradient time under perf, 3% after). With per-tap sgemms
- * (conv_taps.c) that always pays; through im2col of gy it moves c_out/c times the column
- * data, which with c_out = 2c measured 35% slower, so that way is taken while c_out <= c. */
+ * back by col2im (which made one read-add-write pass over gx per kernel tap). With
+ * per-tap sgemms (conv_taps.c) that always pays; through im2col of gy it moves c_out/c
+ * times the column data, so that way is taken only while c_out <= c
+ * (docs/performance.md §4.3). */
 static int transposable(const um_window2d *g) {
     const int64_t pad_bottom = (g->oh - 1) + g->kh - g->h - g->pad_top;
     const int64_t pad_right = (g->ow - 1) + g->kw - g->w - g->pad_left;
@@ -99,17 +99,13 @@ static int64_t im2col_floats(const um_window2d *g) { return col_rows(g) * col_co
 static conv_plan plan_of(const um_window2d *g) {
     conv_plan p = {0};
     p.tg = *g;
-    /* Winograd where it applies: ResNetSmall's 16 -> 16 (32x32), 32 -> 32 (16x16) and
-     * 64 -> 64 (8x8) forwards measured 5.97, 4.61 and 4.13 ms against 7.61, 7.10 and
-     * 6.25 per tap or through im2col (batch 128, 1 thread, best of 3x60); LeNet's 5x5
-     * 32 -> 64 (14x14, bias) 15.7 against 26.4, its input gradient 15.6 against 27.3 */
+    /* Winograd where it applies: faster than per tap or im2col for every 3x3 and 5x5
+     * layer of ResNetSmall and LeNet it applies to (docs/performance.md §4.1) */
     p.fwd_wino = um_winograd_apply(g);
     const int taps = !is_pointwise(g) && um_conv_taps_apply(g) && (!has_small_kernels() || um_conv_taps_little_junk(g));
     p.fwd_taps = taps && !p.fwd_wino;
     /* per-tap weight gradients are c x c_out sgemms over the whole image, one per tap:
-     * for 16 -> 16 channels (3x3, 32x32) the backward measured 8.6 ms against 9.9 through
-     * im2col (batch 128, 1 thread), for 32 -> 32 the same, for 64 -> 64 and LeNet's
-     * 32 -> 64 5x5 slower (8.9 against 7.8, 42 against 30) */
+     * faster than im2col up to 16 channels, slower beyond (docs/performance.md §4.2) */
     p.w_taps = taps && g->c <= 16 && g->c_out <= 16;
     if (transposable(g)) {
         p.tg = transposed_window(g);
@@ -150,15 +146,15 @@ static void flip_kernel(const um_window2d *g, const float *w, float *wf) {
 
 /* y (m x n, ldc) = op(a) (m x k) * b (k x n, ldb), op = transpose when ta. With a
  * thin side (a convolution's 16 output channels, or a 16-long inner dimension) OpenBLAS's
- * packed sgemm spends about as long copying b as multiplying (16 x 1024 x 144: 81
- * GFLOP/s); on 64-column blocks its small-matrix kernels need no packing and run at
- * 190-245 GFLOP/s (AVX-512, 1 thread). Wider problems keep one call. */
+ * packed sgemm spends about as long copying b as multiplying; on 64-column blocks its
+ * small-matrix kernels need no packing and run more than twice as fast
+ * (docs/performance.md §4.4). Wider problems keep one call. */
 #define GEMM_THIN 32
 #define GEMM_BLOCK 64
 
 /* The small-matrix kernels exist for OpenBLAS's AVX-512 cores; with others (Haswell,
- * forced by OPENBLAS_CORETYPE on this workplace's test machines) blocking measured 3%
- * slower, so it is used only there. */
+ * forced by OPENBLAS_CORETYPE on this workplace's test machines) blocking is slower, so
+ * it is used only there. */
 static int has_small_kernels(void) {
     static int known = -1;
     if (known < 0) {
@@ -184,14 +180,12 @@ static void gemm_cols(int blocks, int ta, int64_t m, int64_t n, int64_t k, const
 /* OpenBLAS (0.3.21, AVX-512 cores) runs a product with m*n*k <= 100^3 through its
  * small-matrix kernels, without packing either side (and on one thread). The forward and
  * input-gradient products of an image split over groups of input channels (the column
- * matrix's rows come per channel) so that each stays under that limit: for LeNet's
- * 32 -> 64 5x5 on 14x14 (64 x 196 x 800 per image) the sgemms alone measured 235 GFLOP/s
- * as 11 products of k = 75 against 196 as one, and the layer's forward 13.9 ms against
- * 16.4, its input gradient (with col2im) 15.1 against 15.9 (batch 128, 1 thread). The
- * channels per group; all of them when the small kernels are not there, when the sgemms
- * may use OpenBLAS's threads (serial 0: fewer images than threads), when the products
- * gemm_cols issues fit already (with at most GEMM_THIN output channels it issues
- * GEMM_BLOCK columns at a time), or when one channel alone does not. */
+ * matrix's rows come per channel) so that each stays under that limit, which pays for
+ * LeNet's 32 -> 64 5x5 on 14x14 (docs/performance.md §4.4). The channels per group: all
+ * of them when the small kernels are not there, when the sgemms may use OpenBLAS's
+ * threads (serial 0: fewer images than threads), when the products gemm_cols issues fit
+ * already (with at most GEMM_THIN output channels it issues GEMM_BLOCK columns at a
+ * time), or when one channel alone does not. */
 #define GEMM_SMALL_LIMIT 1000000
 static int64_t forced_group;   /* um_cpu_conv2d_force_channel_group */
 
@@ -312,8 +306,8 @@ static void cols_input_grad(const um_window2d *g, int blocks, int64_t group, con
 }
 
 /* gw_t (K x c_out, transposed) += the column matrix of image x times gy^T: transposed,
- * 146 GFLOP/s where gy col^T ran at 54 with 16 output channels. One product: split over
- * channel groups as the others, LeNet's backward measured 48.2 ms against 44.3. */
+ * because gy col^T runs far slower with 16 output channels. One product: split over
+ * channel groups as the others it was slower (docs/performance.md §4.4). */
 static void cols_weight_grad(const um_window2d *g, const float *x, const float *gy, float *col, float *gw_t) {
     const float *b = x;
     if (!is_pointwise(g)) {

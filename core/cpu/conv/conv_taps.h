@@ -4,21 +4,16 @@
 #define UM_CONV_TAPS_H
 #include "nn/nn_ops.h"
 
-/* With fewer input or output channels each per-tap sgemm is too thin to pay: 3 -> 16
- * channels (ResNetSmall's first convolution) measured as fast either way forward and 45%
- * slower for the input gradient (16 -> 3). */
+/* With fewer input or output channels each per-tap sgemm is too thin to pay (ResNetSmall's
+ * first convolution, 3 -> 16, and its input gradient; docs/performance.md §4.2). */
 #define UM_CONV_TAPS_MIN_CHANNELS 8
-/* Each output row carries kw-1 junk columns, and every tap one more sgemm: LeNet's 5x5
- * 32 -> 64 on 14x14 (18 columns computed for 14) measured 2-4% slower than im2col, the
- * 3x3 convolutions of ResNetSmall 4-28% faster (1 thread, batch 128, before im2col's
- * products were split for OpenBLAS's small-matrix kernels). */
+/* Each output row carries kw-1 junk columns, and every tap one more sgemm: beyond 3x3 the
+ * junk and the extra calls cost more than im2col saves (docs/performance.md §4.2). */
 #define UM_CONV_TAPS_MAX_TAPS 9
 /* Where those small-matrix kernels run im2col's products (conv.c, channel_group), per tap
  * only while the junk columns are at most 1/UM_CONV_TAPS_MAX_JUNK of a row: ResNetSmall's
- * 64 -> 64 on 8x8 (10 columns computed for 8) measured forward 3.42 ms through im2col
- * against 4.04 per tap, input gradient 3.47 against 4.05; its 32 -> 32 on 16x16 (18 for
- * 16) forward 3.68 ms per tap against 3.98 through im2col, input gradient 3.70 against
- * 4.03 (batch 128, 1 thread). */
+ * 64 -> 64 on 8x8 (10 columns computed for 8) is faster through im2col, its 32 -> 32 on
+ * 16x16 (18 for 16) per tap (docs/performance.md §4.2). */
 #define UM_CONV_TAPS_MAX_JUNK 8
 
 /* Stride 1, non-negative padding on all four sides, at most UM_CONV_TAPS_MAX_TAPS taps

@@ -9,9 +9,8 @@
  * there too. col2im adds the runs into a zeroed padded plane and copies its inside out.
  * One mechanism for every window, where there were two (long shifted copies with the
  * wrapped columns zeroed after, for stride 1 `same`; element-wise loops with border tests
- * otherwise). The element-wise strided gather took 66% of ResNetSmall's 16 -> 32 stride-2
- * forward under perf; this way the layer measured forward 4.2-4.9 ms against 5.5-5.6,
- * backward 9.4-10.9 against 12.3, and the other layers as before (batch 128, 1 thread). */
+ * otherwise), and the strided windows no longer go through an element-wise gather, which
+ * had dominated ResNetSmall's stride-2 layer (docs/performance.md §4.3). */
 #include <string.h>
 #include "cpu/conv/im2col.h"
 

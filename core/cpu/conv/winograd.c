@@ -16,9 +16,8 @@
  * A^T over all tiles of an image, then A along each tile row. Both write whole tile rows
  * (into y directly). The a*a matrices of V and of M lie a cache line more than their size
  * apart: at a power of two apart (16 channels x 256 tiles) the 16 streams of a transform
- * fell into the same L1 sets, and ResNetSmall's 16 -> 16 forward took 8.9 ms instead of
- * 6.2. With two-pass transforms for 3x3 too (before whole vectors, below) the 16 -> 16 and
- * 32 -> 32 forwards measured 8.8 and 7.9 ms against 5.9 and 4.5 in one pass.
+ * fell into the same L1 sets. One-pass transforms for 3x3 beat two-pass ones clearly
+ * (docs/performance.md §4.1).
  *
  * The matrices: for 3x3 Lavin's (points 0, 1, -1, infinity); for 5x5 points 0, 1, -1, 2,
  * -2, infinity, A^T and G by Toom-Cook and B^T solved from them so that the identity
@@ -41,9 +40,7 @@
 
 /* V and M of a block together at most this many floats (512 KB), at least one image:
  * ResNetSmall's 16 -> 16 (32x32) one image at a time, 32 -> 32 (16x16) two, 64 -> 64
- * (8x8) four. Its 32 -> 32 forward measured 4.61 ms with two images, 4.72 with four, 5.49
- * with eight; its 64 -> 64 4.05-4.17 with two to eight, 4.75 with sixteen (batch 128,
- * 1 thread). */
+ * (8x8) four; larger blocks measured slower (docs/performance.md §4.1). */
 #define BLOCK_FLOATS (128 * 1024)
 /* The matrices of V and of M lie GAP floats (a cache line) more than their size apart
  * (above). */
@@ -59,7 +56,8 @@ static int64_t tiles_per_image(const um_window2d *g) { return tiles_y(g) * tiles
 
 /* The transforms run over a tile row in whole vectors of 8 (AVX2) with no remainder loop:
  * short rows (7 tiles for LeNet's 14x14, 4 for 8x8) otherwise ran mostly as scalar
- * remainders, and the 5x5 input transform took 36% of LeNet's 32 -> 64 input gradient.
+ * remainders, which made the 5x5 input transform a large share of LeNet's 32 -> 64 input
+ * gradient (docs/performance.md §4.1).
  * The extra lanes read what follows in the scratch (the next rows, the gap after each
  * matrix, the slack after the rows of A^T m: at least 7 floats, all that a vector of 8
  * can need) and write what is written again later: the next tiles of V (its channels are transformed in order, image after image, and
@@ -84,7 +82,7 @@ static int64_t phase_floats(const um_window2d *g) { return padded_rows(g) * phas
 
 /* Per image, V and M hold a*a (c + c_out) floats per tile, about 4 (c + c_out) per output
  * for 3x3 against im2col's 9 c: with many more output channels than input ones (8 -> 512
- * on 224x224: 417 MB per thread) that is too much scratch for what it saves, so Winograd
+ * on 224x224: hundreds of MB per thread) that is too much scratch for what it saves, so Winograd
  * is taken only while it needs at most 4 times im2col's column matrix (or one block). */
 static int scratch_fits(const um_window2d *g) {
     const int64_t wino = points(g) * (g->c + g->c_out) * tiles_per_image(g);

@@ -56,6 +56,12 @@ describe("UMBRA_REQUIRE_CUDA=1 without a device", function()
   local why = umbra_why()
 
   it("makes the C parity suite fail, naming the reason", function()
+    local built = io.open(build .. "/tests/test_cuda_parity")
+    if not built then
+      pending(build .. "/tests/test_cuda_parity is not built (make test builds it)")
+      return
+    end
+    built:close()
     local out, rc = h.run("UMBRA_REQUIRE_CUDA=1 " .. build .. "/tests/test_cuda_parity")
     assert.are_not.equal(0, rc, out)
     assert.truthy(out:find("UMBRA_REQUIRE_CUDA=1, but there is no cuda device: " .. why, 1, true), out)

@@ -19,6 +19,7 @@
     X(metrics)          \
     X(detection)        \
     X(certify)          \
+    X(apgd)             \
     X(data)             \
     X(checkpoint)       \
     X(runfolder)        \

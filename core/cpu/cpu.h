@@ -15,6 +15,13 @@ int um_cpu_copy_strided(um_tensor *dst, const um_tensor *src);
 int um_cpu_ibp_input_box(um_tensor *lo, um_tensor *hi, const um_tensor *z, float eps);
 int um_cpu_ibp_elision(um_tensor *ud, const um_tensor *lo, const um_tensor *hi, const um_tensor *w, const um_tensor *b);
 int um_cpu_ibp_confidence(um_tensor *conf, const um_tensor *ud);
+/* Attack kernels of the ood table (core/cpu/attack_kernels.c). */
+int um_cpu_apgd_step(um_tensor *x, um_tensor *x_prev, const um_tensor *grad, const um_tensor *z, const um_tensor *eta,
+                     float eps, float alpha, int norm);
+int um_cpu_mpgd_step(um_tensor *x, um_tensor *v, const um_tensor *grad, const um_tensor *z, const um_tensor *lr,
+                     float eps, float momentum, int norm);
+int um_cpu_copy_rows(um_tensor *dst, const um_tensor *src, const um_tensor *mask);
+int um_cpu_zero_rows(um_tensor *flags, const um_tensor *grad);
 int um_cpu_fill(um_tensor *t, double value);
 int um_cpu_binary(um_tensor *out, um_binop op, const um_tensor *a, const um_tensor *b);
 int um_cpu_binary_scalar(um_tensor *out, um_binop op, const um_tensor *a, double s, int reversed);

@@ -142,5 +142,7 @@ extern const struct um_nn_ops *um_cu_nn_ops(void);
 extern const struct um_ood_ops *um_cu_ood_ops(void);
 /* Fills the interval-bound entries of the ood table (core/cuda/ibp_kernels.cu). */
 void um_cu_ibp_kernels(struct um_ood_ops *t);
+/* Fills the attack entries of the ood table (core/cuda/attack_kernels.cu). */
+void um_cu_attack_kernels(struct um_ood_ops *t);
 
 #endif

@@ -201,5 +201,6 @@ const struct um_ood_ops *um_cu_ood_ops(void) {
     table.pgd_step = cu_pgd_step;
     table.keep_best = cu_keep_best;
     um_cu_ibp_kernels(&table);
+    um_cu_attack_kernels(&table);
     return &table;
 }

@@ -31,6 +31,21 @@ struct um_ood_ops {
     /* conf (n) = max_k 1 / sum_j exp(-ud[i,k,j]) = exp(max_k -lse_j(-ud[i,k,j])), in double:
      * an upper bound on the max softmax confidence when ud bounds the logit differences. */
     int (*ibp_confidence)(um_tensor *conf, const um_tensor *ud);
+
+    /* Attacks with per-example state (core/ood/apgd.c, mpgd.c). x, x_prev, grad, v, z
+     * (n, d); eta, lr, mask, flags (n) float32 on the same backend. Every projection is onto
+     * {|x - z| <= eps} (l-inf, norm 0, or l2, norm 2: radial shrink) and then [0,1]^d.
+     * APGD step: s = P(x + eta_i sign(g)) (l2: eta_i g/|g|_2), x' = P(x + alpha (s - x) +
+     * (1 - alpha)(x - x_prev)); x_prev = x, x = x'. */
+    int (*apgd_step)(um_tensor *x, um_tensor *x_prev, const um_tensor *grad, const um_tensor *z, const um_tensor *eta,
+                     float eps, float alpha, int norm);
+    /* Momentum step on the raw gradient: v = momentum v + g; x = P(x + lr_i v). */
+    int (*mpgd_step)(um_tensor *x, um_tensor *v, const um_tensor *grad, const um_tensor *z, const um_tensor *lr,
+                     float eps, float momentum, int norm);
+    /* dst_i = src_i for the rows with mask_i != 0. */
+    int (*copy_rows)(um_tensor *dst, const um_tensor *src, const um_tensor *mask);
+    /* flags_i = 1 where every entry of row i of grad is exactly 0, else 0. */
+    int (*zero_rows)(um_tensor *flags, const um_tensor *grad);
 };
 
 /* The ood table of backend be; an empty table when be has none. */

@@ -51,6 +51,11 @@ int um_objective_values(um_module *m, um_tensor *x, um_loss_kind kind, const um_
     return UM_OK;
 }
 
+int um_objective_and_grad(um_module *m, um_tensor *x, um_loss_kind kind, const um_tensor *labels, um_tensor *values,
+                          um_tensor **grad_logits) {
+    return score(m, x, kind, NULL, labels, values, grad_logits);
+}
+
 int um_pgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_pgd_config *cfg,
            um_generator *g, um_tensor **x_adv, um_tensor **objective) {
     int rc = check_args(z, labels, cfg, g);

@@ -33,5 +33,9 @@ int um_pgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_p
 
 /* Per-example objective values (n) of the model's current mode at x (new tensor). */
 int um_objective_values(um_module *m, um_tensor *x, um_loss_kind kind, const um_tensor *labels, um_tensor **values);
+/* The same into values (n), and with grad_logits != NULL the gradient of their sum with respect
+ * to the logits into *grad_logits (made to fit): the scoring step of every attack. */
+int um_objective_and_grad(um_module *m, um_tensor *x, um_loss_kind kind, const um_tensor *labels, um_tensor *values,
+                          um_tensor **grad_logits);
 
 #endif

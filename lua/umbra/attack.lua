@@ -43,4 +43,7 @@ function attack.pgd(model, x, opts)
   })
 end
 
+-- APGD, Monotone PGD and attack.worst_case (lua/umbra/attack_ensemble.lua)
+require("umbra.attack_ensemble")(attack)
+
 return attack

@@ -15,6 +15,7 @@
 #include "nn/module.h"
 #include "ood/noise.h"
 #include "nn/optim.h"
+#include "ood/attack.h"
 #include "ood/ibp.h"
 #include "ood/pgd.h"
 
@@ -478,6 +479,42 @@ START_TEST(pgd_attacks) {
 }
 END_TEST
 
+/* APGD (l-inf and l2) and Monotone PGD with the escape on: the same draws on both backends;
+ * sign steps can part where a gradient entry is near zero, so the values are compared
+ * loosely and the points must stay in the ball. */
+START_TEST(attacks_with_state) {
+    const um_backend *be = dev();
+    um_module *a = small_resnet(31, 4), *b = small_resnet(31, 4);
+    ck_ok(um_module_to(b, be));
+    um_generator g;
+    um_generator_init(&g, 32);
+    int64_t s[4] = {4, 3, 8, 8};
+    um_tensor *z = rnd(4, s, &g, 0, 1), *dz = on(z, be);
+    for (int k = 0; k < 3; k++) {
+        um_generator g1, g2;
+        um_generator_init(&g1, 600 + k);
+        um_generator_init(&g2, 600 + k);
+        um_tensor *x1, *x2, *v1, *v2;
+        if (k < 2) {
+            um_apgd_config c = {UM_LOSS_MAX_CONF, k ? 1.0 : 0.1, k ? 2 : 0, 12, 2, 0.75, 0.75, 0};
+            ck_ok(um_apgd(a, z, NULL, &c, &g1, &x1, &v1, NULL));
+            ck_ok(um_apgd(b, dz, NULL, &c, &g2, &x2, &v2, NULL));
+        } else {
+            um_mpgd_config c = {UM_LOSS_MAX_CONF, 0.1, 0, 12, 0.1, 0.9, UM_START_CONTRAST, 1e-4, 4};
+            ck_ok(um_mpgd(a, z, NULL, &c, &g1, &x1, &v1, NULL));
+            ck_ok(um_mpgd(b, dz, NULL, &c, &g2, &x2, &v2, NULL));
+        }
+        close_rel("attack values", v1, v2, 1e-2);
+        um_tensor *hx = on(x2, NULL);
+        for (int64_t i = 0; i < um_numel(hx); i++) ck_assert(um_f32(hx)[i] >= 0 && um_f32(hx)[i] <= 1);
+        um_tensor_release(x1); um_tensor_release(x2); um_tensor_release(v1); um_tensor_release(v2);
+        um_tensor_release(hx);
+    }
+    um_tensor_release(z); um_tensor_release(dz);
+    um_module_release(a); um_module_release(b);
+}
+END_TEST
+
 /* Interval bounds (the box, every layer's rule, elision, the confidence bound) on the
  * residual net in evaluation mode, after one training forward moved the BN statistics. */
 START_TEST(certified_bounds) {
@@ -610,6 +647,7 @@ static void add_tests(TCase *tc) {
     tcase_add_test(tc, noise_generators);
     tcase_add_test(tc, pgd_attacks);
     tcase_add_test(tc, certified_bounds);
+    tcase_add_test(tc, attacks_with_state);
     tcase_add_test(tc, training_step);
     tcase_add_test(tc, checkpoints_cross_devices);
     tcase_add_test(tc, device_errors_are_clear);

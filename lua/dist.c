@@ -83,6 +83,11 @@ static int l_allgather(lua_State *L) {
     return 1;
 }
 
+static int l_sync_batchnorm(lua_State *L) {
+    if (um_dist_sync_batchnorm(lua_toboolean(L, 1))) return um_lua_raise(L, "dist.sync_batchnorm");
+    return 0;
+}
+
 static int l_abort(lua_State *L) {
     lua_Integer code = luaL_optinteger(L, 2, 1);
     um_dist_abort((int)code, luaL_optstring(L, 1, NULL));
@@ -93,6 +98,7 @@ static const luaL_Reg functions[] = {
     {"dist_init", l_init},           {"dist_info", l_info},         {"dist_barrier", l_barrier},
     {"dist_allreduce", l_allreduce}, {"dist_allreduce_many", l_allreduce_many},
     {"dist_broadcast", l_broadcast}, {"dist_allgather", l_allgather}, {"dist_abort", l_abort},
+    {"dist_sync_batchnorm", l_sync_batchnorm},
     {NULL, NULL}};
 
 void um_lua_open_dist(lua_State *L, int module) {

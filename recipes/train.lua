@@ -6,6 +6,8 @@
 -- checkpoint-<epoch>.h5 every --save_every epochs) and the log. --resume RUN_DIR
 -- continues from the last checkpoint of that run; with the same threads the numbers are
 -- those of an uninterrupted run.
+-- Under `mpirun -np N` the same flags train data parallel (docs/distributed.md): the
+-- global batch --batch_size split over the ranks, rank 0 writing logs and checkpoints.
 local umbra = require "umbra"
 local argparse = require "argparse"
 local nn = require "umbra.nn"
@@ -18,6 +20,7 @@ local log = require "umbra.log"
 local config_file = require "umbra.config"
 local runfolder = require "umbra.runfolder"
 local tb = require "umbra.tb"
+local dist = require "umbra.dist"
 
 local parser = argparse("train", "Train a classifier with Plain, CEDA or ACET (Hein et al., CVPR 2019)")
 parser:option("--dataset", "mnist | fashion_mnist | svhn | cifar10 | cifar100", "mnist")
@@ -45,19 +48,27 @@ parser:option("--n_test", "evaluate on the first n test images"):convert(math.to
 parser:option("--save_every", "checkpoint every n epochs (and at the end)", "10"):convert(math.tointeger)
 parser:option("--stop_epoch", "stop (with a checkpoint) after this epoch, to be resumed later"):convert(math.tointeger)
 parser:option("--runs_dir", "where run folders go", "runs")
+parser:option("--noise_streams", "with several ranks: rank (each rank its own noise stream) | global "
+              .. "(every rank makes the whole batch's noise, as one process: exact, for tests)", "rank")
+parser:flag("--sync_bn", "with several ranks: batch norms use the statistics of the global batch "
+            .. "(default: each rank its own, as the authors' multi-GPU towers)")
 local args = parser:parse(arg)
+local rank, nranks = dist.init()
 
 -- resuming: the run's own configuration wins over the command line, except what may change;
 -- the folder is locked first, so that two trainings never share it
 local run_dir, folder_lock
 if args.resume then
   run_dir = args.resume
-  local lerr
-  folder_lock, lerr = runfolder.lock(run_dir)
-  if not folder_lock then io.stderr:write("train: --resume ", lerr, "\n"); os.exit(1) end
+  if dist.is_main() then   -- rank 0 alone writes the folder
+    local lerr
+    folder_lock, lerr = runfolder.lock(run_dir)
+    if not folder_lock then io.stderr:write("train: --resume ", lerr, "\n"); os.exit(1) end
+  end
   local saved, cerr = config_file.read(run_dir .. "/config.lua")
   if not saved then io.stderr:write("train: --resume ", cerr, "\n"); os.exit(1) end
-  local keep = {resume = true, threads = true, device = true, data_dir = true, max_steps = true, stop_epoch = true}
+  local keep = {resume = true, threads = true, device = true, data_dir = true, max_steps = true, stop_epoch = true,
+                noise_streams = true, sync_bn = true}
   for k, v in pairs(saved) do if not keep[k] then args[k] = v end end
 end
 
@@ -93,9 +104,19 @@ for _, c in ipairs{{"lr", 0}, {"lmbd", 0}, {"n_epochs", 1, true}, {"batch_size",
   check_number(c[1], c[2], c[3], c[4])
 end
 if args.lr == 0 then parser:error("--lr must be > 0, got 0") end
+if args.noise_streams ~= "rank" and args.noise_streams ~= "global" then
+  parser:error("--noise_streams must be rank or global")
+end
+if args.batch_size < nranks then
+  parser:error(string.format("--batch_size %d is smaller than the %d ranks", args.batch_size, nranks))
+end
 umbra.set_num_threads(args.threads)
+dist.sync_batchnorm(args.sync_bn)
 
-local function fail(msg) io.stderr:write("train: ", msg, "\n"); os.exit(1) end
+local function fail(msg)
+  io.stderr:write("train: ", nranks > 1 and string.format("rank %d: ", rank) or "", msg, "\n")
+  os.exit(1)
+end
 
 local train_set, terr = data.load(args.dataset, {split = "train", dir = args.data_dir, limit = args.n_train})
 if not train_set then fail(terr or "cannot load the training set") end
@@ -107,22 +128,26 @@ if not test_set then fail(err or "cannot load the test set") end
 if not run_dir then
   run_dir = string.format("%s/%s/%s_%s_%s", args.runs_dir, args.exp_name, os.date("%Y-%m-%d_%H-%M-%S"), args.dataset,
                           args.model)
-  os.execute("mkdir -p '" .. run_dir:gsub("'", "'\\''") .. "'")
-  local lerr
-  folder_lock, lerr = runfolder.lock(run_dir)
-  if not folder_lock then fail(lerr) end
+  if dist.is_main() then
+    os.execute("mkdir -p '" .. run_dir:gsub("'", "'\\''") .. "'")
+    local lerr
+    folder_lock, lerr = runfolder.lock(run_dir)
+    if not folder_lock then fail(lerr) end
+  end
 end
 -- temporary files of processes killed while saving
-for _, name in ipairs(runfolder.clean_stale(run_dir)) do
+for _, name in ipairs(dist.is_main() and runfolder.clean_stale(run_dir) or {}) do
   io.stderr:write("train: removed ", name, " (left by a killed run)\n")
 end
 
+if args.device == "cuda" and nranks > 1 then dist.pick_local_gpu() end   -- before CUDA loads
 local g = umbra.Generator(args.seed)
 local model = require("models." .. args.model){num_classes = train_set.num_classes, generator = g}
 if args.device ~= "cpu" then model:to(args.device) end
 -- weight decay as the authors: every parameter whose name contains weight/fc/conv, i.e.
 -- for ResNetSmall the conv kernels and the dense layer (not batch norm), for LeNet all
 local decay = model:parameters(function(path) return not path:find("bn") end)
+dist.broadcast_module(model)   -- identical already (same seed); made sure of
 local params = model:parameters()
 local opt = args.opt == "adam" and optim.Adam(params, {lr = args.lr})
             or optim.SGD(params, {lr = args.lr, momentum = 0.9})
@@ -141,16 +166,19 @@ if args.resume then
   local info, lerr = checkpoint.load(run_dir .. "/checkpoint.h5", {model = model, optim = opt, generator = g})
   if not info then fail(lerr) end
   start_epoch, step = info.epoch + 1, info.step
+  dist.broadcast_module(model)
+end
+if args.resume and dist.is_main() then
   -- a kill between the metrics row and the checkpoint's rename left rows of later epochs
-  local rows, events = runfolder.trim(run_dir, info.epoch)
+  local rows, events = runfolder.trim(run_dir, start_epoch - 1)
   if rows + events > 0 then
     io.stderr:write(string.format("train: dropped %d metrics rows and %d TensorBoard events after epoch %d\n",
-                                  rows, events, info.epoch))
+                                  rows, events, start_epoch - 1))
   end
   -- the periodic copy of that epoch, when a kill came before it was written
-  local periodic = string.format("%s/checkpoint-%d.h5", run_dir, info.epoch)
-  if info.epoch % args.save_every == 0 and not io.open(periodic) then
-    local ok, serr = checkpoint.save(periodic, {model = model, optim = opt, generator = g, epoch = info.epoch,
+  local periodic = string.format("%s/checkpoint-%d.h5", run_dir, start_epoch - 1)
+  if (start_epoch - 1) % args.save_every == 0 and not io.open(periodic) then
+    local ok, serr = checkpoint.save(periodic, {model = model, optim = opt, generator = g, epoch = start_epoch - 1,
                                                 step = step, config = config})
     if not ok then fail(serr) end
   end
@@ -158,8 +186,17 @@ end
 local columns = {"epoch", "train_err", "train_loss_clean", "train_loss_noise", "train_loss_total", "train_reg",
                  "train_conf_clean", "train_conf_noise", "test_err", "test_loss_clean", "test_conf_clean",
                  "test_conf_noise", "lr", "seconds"}
-local run <close> = log.open(run_dir, {columns = columns, append = args.resume ~= nil})
-if not args.resume then
+local run <close> = dist.main_only(function()
+  return log.open(run_dir, {columns = columns, append = args.resume ~= nil})
+end)
+if nranks > 1 then
+  local extra = args.batch_size % nranks
+  run:print("%d ranks x %d threads per rank; global batch %d (%d per rank%s), noise streams: %s, batch norm: %s",
+            nranks, umbra.get_num_threads(), args.batch_size, args.batch_size // nranks,
+            extra > 0 and string.format(", the first %d ranks one more", extra) or "",
+            args.noise_streams, args.sync_bn and "global statistics" or "per-rank statistics")
+end
+if not args.resume and dist.is_main() then
   config_file.write(run_dir .. "/config.lua", config)
   -- the hyper-parameters as a Markdown table (TensorBoard's text tab)
   local keys, rows = {}, {"| option | value |", "|---|---|"}
@@ -176,6 +213,7 @@ local proc = train.Procedure(model, opt, {
   at_frac = args.at_frac, pgd_niter = args.pgd_niter, pgd_eps = args.pgd_eps, loss = args.loss,
   lmbd = args.lmbd, decay_params = decay, generator = g,
   noise_schedule = noise.schedule.authors{frac_perm = args.frac_perm},
+  dist = nranks > 1 and {noise = args.noise_streams, sync_bn = args.sync_bn} or nil,
 })
 proc.step_count = step
 
@@ -187,21 +225,30 @@ local function evaluate_test()
   local confs_clean, confs_noise = {}, {}
   local g_eval = umbra.Generator(args.seed + 12345)   -- the same noise at every epoch
   -- the training batch size: module buffers then keep the size training uses (evaluation
-  -- mode makes the results independent of it)
+  -- mode makes the results independent of it). Several ranks take the batches in turn;
+  -- each still draws every batch's noise, so that the noise is the one process's.
+  local b = 0
   for x, y in test_set:batches{batch_size = args.batch_size} do
-    local logits = model:forward(x)
-    loss = loss + ce:forward(logits, y)
-    wrong = wrong + logits:argmax(2):ne(y):sum()
-    local c = logits:softmax(2):max(2)
-    conf = conf + c:sum()
+    b = b + 1
     local z = noise.authors(x, g_eval, {frac_perm = args.frac_perm})
-    local cn = model:forward(z):softmax(2):max(2)
-    conf_noise = conf_noise + cn:sum()
-    for _, v in ipairs(c:to_table()) do confs_clean[#confs_clean + 1] = v end
-    for _, v in ipairs(cn:to_table()) do confs_noise[#confs_noise + 1] = v end
-    n = n + x:size(1)
+    if dist.owns(b) then
+      local logits = model:forward(x)
+      loss = loss + ce:forward(logits, y)
+      wrong = wrong + logits:argmax(2):ne(y):sum()
+      local c = logits:softmax(2):max(2)
+      conf = conf + c:sum()
+      local cn = model:forward(z):softmax(2):max(2)
+      conf_noise = conf_noise + cn:sum()
+      for _, v in ipairs(c:to_table()) do confs_clean[#confs_clean + 1] = v end
+      for _, v in ipairs(cn:to_table()) do confs_noise[#confs_noise + 1] = v end
+      n = n + x:size(1)
+    end
   end
   model:train()
+  if nranks > 1 then
+    n, wrong, loss, conf, conf_noise = table.unpack(dist.sum_numbers{n, wrong, loss, conf, conf_noise})
+    confs_clean, confs_noise = dist.allgather_numbers(confs_clean), dist.allgather_numbers(confs_noise)
+  end
   return wrong / n, loss / n, conf / n, conf_noise / n, confs_clean, confs_noise
 end
 
@@ -259,7 +306,7 @@ for epoch = start_epoch, args.n_epochs do
             epoch, seconds, row.train_err, row.train_loss_total, test_err, test_conf, test_conf_noise)
   if args.stop_epoch and epoch >= args.stop_epoch then stop = true end
   local last = epoch == args.n_epochs or stop
-  if epoch % args.save_every == 0 or last then
+  if (epoch % args.save_every == 0 or last) and dist.is_main() then
     local state = {model = model, optim = opt, generator = g, epoch = epoch, step = step, config = config}
     local ok, serr = checkpoint.save(run_dir .. "/checkpoint.h5", state)
     if not ok then fail(serr) end
@@ -269,4 +316,4 @@ for epoch = start_epoch, args.n_epochs do
   end
 end
 run:print("Worker done: %s", run_dir)
-folder_lock:release()
+if folder_lock then folder_lock:release() end

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "backend.h"
 #include "error.h"
+#include "nn/layers.h"
 
 static struct {
     int initialized, mpi, rank, size, local_rank, local_size;
@@ -301,6 +302,15 @@ done:
     um_dealloc(all);
     um_dealloc(counts);
     return rc;
+}
+
+static int bn_reduce(float *buf, int64_t n, void *ctx) { return reduce_host(buf, n, UM_FLOAT32, UM_DIST_SUM); }
+
+int um_dist_sync_batchnorm(int on) {
+    int rc = need_init("dist.sync_batchnorm");
+    if (rc) return rc;
+    um_batchnorm_set_reducer(on && g.mpi && g.size > 1 ? bn_reduce : NULL, NULL);
+    return UM_OK;
 }
 
 void um_dist_abort(int code, const char *why) {

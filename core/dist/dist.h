@@ -2,7 +2,7 @@
  * (Open MPI, or any MPI a launcher such as mpirun or Slurm's srun starts). um_dist_init is
  * idempotent; a process not started by a launcher is one rank and never touches MPI, so a
  * plain build/umbra works without mpirun. Errors are umbra errors naming the MPI call and the
- * rank. Tensors on a device go through host copies (or NCCL: dist_nccl.c). */
+ * rank. Tensors on a device go through host copies. */
 #ifndef UM_DIST_H
 #define UM_DIST_H
 #include <stdint.h>
@@ -36,6 +36,9 @@ int um_dist_broadcast(um_tensor *t, int root);
 /* The ranks' tensors concatenated along dimension 0 in rank order into a new tensor on t's
  * device; the first dimension may differ between ranks, the others must agree. */
 int um_dist_allgather(um_tensor **out, const um_tensor *t);
+/* Batch norms in training mode use the statistics of all ranks' batches (on) or their
+ * own (off, the default); one rank leaves them alone. CPU tensors only. */
+int um_dist_sync_batchnorm(int on);
 /* End the whole job now with this exit code (all ranks), saying which rank asked and why. */
 void um_dist_abort(int code, const char *why);
 

@@ -2,7 +2,8 @@
  * batch statistics and updates the running ones in TF's convention (running =
  * momentum*running + (1-momentum)*batch, unbiased variance, see core/cpu/batchnorm.c);
  * evaluation mode uses the running statistics. Parameters weight (gamma) and bias (beta);
- * buffers running_mean and running_var. */
+ * buffers running_mean and running_var. With a reducer set (um_batchnorm_set_reducer) the
+ * training-mode statistics are those of all processes' batches (batchnorm_sync.c). */
 #include <stdio.h>
 #include <string.h>
 #include "backend.h"
@@ -17,7 +18,11 @@ typedef struct {
     double momentum, eps;
     int fwd_training;              /* mode of the last forward, which backward must match */
     um_tensor *save_mean, *save_invstd;
+    um_tensor *save_var;           /* synchronised statistics: the global batch variance */
+    int fwd_synced;
 } bn_module;
+
+#include "nn/batchnorm_sync.h"
 
 static int bn_out_shape(const um_module *m, int ndim, const int64_t *in, int *ondim, int64_t *out) {
     const bn_module *b = (const bn_module *)m;
@@ -49,6 +54,8 @@ static int bn_forward(um_module *m, um_tensor *x) {
     rc = um_module_buffer(&m->output, nd, size, be);
     if (rc) return rc;
     b->fwd_training = m->training;
+    b->fwd_synced = m->training && um_batchnorm_sync_on();
+    if (b->fwd_synced) return um_batchnorm_sync_forward(m, x, &b->save_mean, &b->save_var, b->momentum, b->eps);
     if (!m->training)
         return UM_NN_CALL(be, batchnorm_forward_eval, x, m->params[0], m->params[1], m->buffers[0], m->buffers[1], b->eps,
                                               m->output, n, c, inner);
@@ -73,6 +80,7 @@ static int bn_backward_masked(um_module *m, um_tensor *x, int relu, um_tensor *g
     const um_tensor *sb = b->fwd_training ? b->save_invstd : m->buffers[1];
     um_tensor *gx = (flags & UM_GRAD_INPUT) ? m->grad_input : NULL;
     um_tensor *gg = params ? m->grads[0] : NULL, *gb = params ? m->grads[1] : NULL;
+    if (b->fwd_synced && !relu) return um_batchnorm_sync_backward(m, x, gy, b->save_mean, b->save_var, b->eps, gx, gg, gb);
     if (relu)
         return UM_NN_CALL(be, batchnorm_relu_backward, x, gy, m->params[0], m->params[1], sa, sb, b->eps, b->fwd_training,
                                                gx, gg, gb, n, c, inner);
@@ -85,7 +93,8 @@ static int bn_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
 }
 
 int um_batchnorm_relu_fold_backward(um_module *relu, um_module *bn, um_tensor *x, um_tensor *gy, int flags) {
-    if (bn->ops != &um_batchnorm2d_module_ops || !um_nn_kernels(um_backend_of(gy))->batchnorm_relu_backward)
+    if (bn->ops != &um_batchnorm2d_module_ops || !um_nn_kernels(um_backend_of(gy))->batchnorm_relu_backward ||
+        ((bn_module *)bn)->fwd_synced)
         return UM_NOT_FOLDED;
     return bn_backward_masked(bn, x, 1, gy, flags);
 }
@@ -99,6 +108,7 @@ static void bn_destroy(um_module *m) {
     bn_module *b = (bn_module *)m;
     um_tensor_release(b->save_mean);
     um_tensor_release(b->save_invstd);
+    um_tensor_release(b->save_var);
 }
 
 /* |gamma / sqrt(running_var + eps)| * r per channel: the radius of an interval bound. */

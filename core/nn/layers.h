@@ -43,6 +43,13 @@ int um_global_avgpool_new(um_module **out);
 /* Batch norm over the channels of (n, c, ...) inputs; TF's momentum convention:
  * running = momentum * running + (1 - momentum) * batch (momentum 0.99, eps 1e-5 in TF). */
 int um_batchnorm2d_new(um_module **out, int64_t channels, double momentum, double eps);
+/* Synchronised batch statistics (data parallel, core/dist/): with a reducer set, every
+ * BatchNorm2d in training mode normalises with the mean and variance of the batch of all
+ * processes, summing its per-channel partial sums through reduce (in place, n floats, the
+ * same on every process), and its backward reduces the statistics' gradients likewise.
+ * NULL (the default) keeps per-process statistics. CPU tensors only. */
+typedef int (*um_batchnorm_reducer)(float *buf, int64_t n, void *ctx);
+void um_batchnorm_set_reducer(um_batchnorm_reducer reduce, void *ctx);
 
 int um_relu_new(um_module **out);
 /* The ops tables of the layers that fused backward passes recognise as their partner

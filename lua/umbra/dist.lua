@@ -35,6 +35,10 @@ function dist.broadcast(t, root) return core.dist_broadcast(t, root or 0) end
 --- dist.allgather(t) -> the ranks' t concatenated along dimension 1, in rank order.
 function dist.allgather(t) return core.dist_allgather(t) end
 
+--- dist.sync_batchnorm(on): batch norms in training mode normalise with the statistics of
+--- all ranks' batches (true) or with their own (false, the default). CPU tensors only.
+function dist.sync_batchnorm(on) core.dist_sync_batchnorm(on) end
+
 --- dist.abort(message [, code]): stop every rank now, saying which rank and why.
 function dist.abort(message, code) core.dist_abort(message, code) end
 
@@ -92,11 +96,29 @@ function dist.sum_numbers(values)
   return out
 end
 
---- A stand-in for objects only rank 0 keeps (log files, writers): every method does
---- nothing on other ranks.
+--- dist.owns(b): whether batch b (1-based) is this rank's when batches are dealt out in
+--- turn (batch b to rank (b - 1) mod size).
+function dist.owns(b) return (b - 1) % info.size == info.rank end
+
+--- dist.allgather_numbers(values) -> every rank's values (Lua numbers, exact: they travel
+--- as their 64 bits), concatenated in rank order.
+function dist.allgather_numbers(values)
+  if info.size == 1 then return values end
+  local bits = {}
+  for i, v in ipairs(values) do bits[i] = string.unpack("j", string.pack("d", v)) end
+  local t = core.dist_allgather(#bits > 0 and core.tensor(bits, "int64") or core.zeros({0}, "int64"))
+  local out = {}
+  for i = 1, t:size(1) do out[i] = string.unpack("d", string.pack("j", t[i])) end
+  return out
+end
+
+--- A stand-in for objects only rank 0 keeps (log files, writers): on other ranks every
+--- method, and every method of every field, does nothing.
+local nothing = setmetatable({}, {__call = function() end, __close = function() end})
+getmetatable(nothing).__index = function() return nothing end
 function dist.main_only(make)
   if info.rank == 0 then return make() end
-  return setmetatable({}, {__index = function() return function() end end, __close = function() end})
+  return nothing
 end
 
 return dist

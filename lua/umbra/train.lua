@@ -7,11 +7,15 @@
 -- forward in training mode on [noise; clean], loss (Σ CE + Σ L_out)/(n_clean + n_noise)
 -- + λ Σ w² (or, with noise_weight set, mean CE + noise_weight · mean L_out + λ Σ w²),
 -- backward, optimiser step.
+-- Data parallel (settings.dist, docs/distributed.md): every rank gets the same global
+-- batch and keeps its block; losses are scaled by the global counts and the gradients
+-- summed over ranks in one call, so the step is the one-process step.
 local umbra = require "umbra"
 local nn = require "umbra.nn"
 local optim = require "umbra.optim"
 local attack = require "umbra.attack"
 local noise_mod = require "umbra.noise"
+local dist = require "umbra.dist"
 
 local train = {}
 
@@ -31,7 +35,11 @@ end
 --- noise_schedule (function(ctx) -> noise; default the authors'), noise_weight (nil = the
 --- code's form), generator (required), out_loss (a criterion of your own replacing loss:
 --- out_loss:forward(logits) -> per-example values (n), out_loss:backward(logits) -> the
---- gradient of their sum; ACET's PGD then maximises those values).
+--- gradient of their sum; ACET's PGD then maximises those values), dist (nil, or
+--- {noise = "rank" | "global", sync_bn =} after dist.init() with more than one rank: "rank"
+--- draws each rank's noise and PGD starts from its own stream (seed, rank, step); "global"
+--- makes the whole batch's noise on every rank from the shared generator, as one process
+--- would, and keeps the rank's block).
 function train.Procedure(model, optimiser, settings)
   local s = {}
   for k, v in pairs(settings or {}) do s[k] = v end
@@ -50,6 +58,12 @@ function train.Procedure(model, optimiser, settings)
     out_loss = s.out_loss or (s.loss == "max_conf" and nn.MaxConf or nn.UniformConf){reduction = "sum"},
     step_count = 0,
   }, Procedure)
+  if s.dist and dist.size() > 1 then
+    assert(s.dist.noise == "rank" or s.dist.noise == "global",
+           "train: dist.noise must be 'rank' or 'global', got " .. tostring(s.dist.noise))
+    self.dist = s.dist
+    self:init_dist()
+  end
   return self
 end
 
@@ -58,36 +72,84 @@ local function max_conf_sum(logits)
   return p:max(2):sum()
 end
 
---- stats = procedure:step(x, y [, epoch]): one optimiser step on the clean batch (x, y).
+-- The rank's own noise stream for this step: the shared generator's key with a counter
+-- block of 2^24 per step in a range of 2^52 per rank, so that it needs no saving to resume.
+function Procedure:rank_generator()
+  local g = self.rank_g or umbra.Generator(0)
+  self.rank_g = g
+  g:set_state{seed = self.settings.generator:state().seed,
+              counter = (dist.rank() + 1) * (1 << 52) + self.step_count * (1 << 24)}
+  return g
+end
+
+-- n noise images from the clean images, with PGD for ACET, drawn from generator g
+function Procedure:noise_for(clean, n, g, epoch)
+  local s = self.settings
+  local z = self.schedule{step = self.step_count, epoch = epoch, clean = clean, n = n, generator = g}
+  if s.pgd_niter > 0 then
+    local objective = s.loss
+    if s.out_loss then
+      local out = s.out_loss
+      objective = function(logits) return out:forward(logits), out:backward(logits) end
+    end
+    z = attack.pgd(self.model, z, {eps = s.pgd_eps, step = s.pgd_step or s.pgd_eps / s.pgd_niter,
+                                   steps = s.pgd_niter, objective = objective, generator = g})
+  end
+  return z
+end
+
+-- This process's noise: all of it (one process), its block of the batch's noise (dist,
+-- "global") or n_noise of its own (dist, "rank"). nil when there is none.
+function Procedure:make_noise(x, x_local, n_noise_all, n_noise, epoch)
+  if n_noise_all <= 0 then return nil end
+  local d, g = self.dist, self.settings.generator
+  if not d then return self:noise_for(x, n_noise_all, g, epoch) end
+  if d.noise == "global" then
+    local z = self:noise_for(x, n_noise_all, g, epoch)
+    local first, count = dist.split(n_noise_all)
+    return count > 0 and z:narrow(1, first, count):contiguous() or nil
+  end
+  return n_noise > 0 and self:noise_for(x_local, n_noise, self:rank_generator(), epoch) or nil
+end
+
+-- what every step reduces in one call: the gradients, and the running statistics of the
+-- batch norms (buffers) pre-scaled by 1/size, so the replicas stay equal in everything
+function Procedure:init_dist()
+  local list = {}
+  for _, gr in ipairs(self.model:gradients()) do list[#list + 1] = gr end
+  -- synchronised batch norms compute the same statistics everywhere already
+  self.buffers = self.dist.sync_bn and {} or dist.module_buffers(self.model)
+  for _, b in ipairs(self.buffers) do list[#list + 1] = b end
+  self.reduce_list = list
+end
+
+--- stats = procedure:step(x, y [, epoch]): one optimiser step on the clean batch (x, y)
+--- (the global batch: with settings.dist each rank passes the same one and trains on its block).
 --- Returns {loss=, loss_clean=, loss_out=, reg=, err=, conf_clean=, conf_noise=, n_noise=}.
 function Procedure:step(x, y, epoch)
-  local s, model = self.settings, self.model
-  local n_clean = x:size(1)
-  local n_noise = math.floor(s.at_frac * n_clean)
+  local s, model, d = self.settings, self.model, self.dist
+  local n_clean_all = x:size(1)
+  local n_noise_all = math.floor(s.at_frac * n_clean_all)
+  local n_clean, n_noise = n_clean_all, n_noise_all
   self.step_count = self.step_count + 1
-  local z
-  if n_noise > 0 then
-    z = self.schedule{step = self.step_count, epoch = epoch, clean = x, n = n_noise, generator = s.generator}
-    if s.pgd_niter > 0 then
-      local objective = s.loss
-      if s.out_loss then
-        local out = s.out_loss
-        objective = function(logits) return out:forward(logits), out:backward(logits) end
-      end
-      z = attack.pgd(model, z, {eps = s.pgd_eps, step = s.pgd_step or s.pgd_eps / s.pgd_niter,
-                                steps = s.pgd_niter, objective = objective, generator = s.generator})
-    end
+  if d then
+    local first
+    first, n_clean = dist.split(n_clean_all)
+    n_noise = select(2, dist.split(n_noise_all))
+    x, y = x:narrow(1, first, n_clean), y:narrow(1, first, n_clean)
   end
+  local z = self:make_noise(x, x, n_noise_all, n_noise, epoch)
+  n_noise = z and z:size(1) or 0
   model:train()
   local input = z and umbra.cat({z, x}, 1) or x
   local logits = model:forward(input)
-  local total = n_clean + n_noise
+  local total = n_clean_all + n_noise_all
   local lc, gc, lo, go
   local logits_clean = n_noise > 0 and logits:narrow(1, n_noise + 1, n_clean) or logits
   lc = self.ce:forward(logits_clean, y)
   gc = self.ce:backward(logits_clean, y)
   local scale_clean, scale_noise = 1 / total, 1 / total
-  if s.noise_weight then scale_clean, scale_noise = 1 / n_clean, s.noise_weight / math.max(n_noise, 1) end
+  if s.noise_weight then scale_clean, scale_noise = 1 / n_clean_all, s.noise_weight / math.max(n_noise_all, 1) end
   gc:mul_(scale_clean)
   local grad = gc
   lo = 0
@@ -101,18 +163,24 @@ function Procedure:step(x, y, epoch)
   end
   model:zero_grad()
   model:backward(input, grad, {input_grad = false})   -- the input gradient is not needed
+  if d then
+    for _, b in ipairs(self.buffers) do b:mul_(1 / dist.size()) end
+    dist.allreduce_grads(self.reduce_list)
+  end
   local reg = 0
   if s.lmbd > 0 then reg = optim.weight_decay(self.decay_params, s.lmbd) end
   self.optimiser:step()
-  local loss_clean = lc * scale_clean
-  local loss_out = lo * scale_noise
   local pred = logits_clean:argmax(2)
-  local wrong = pred:float():ne(y:float()):sum()
+  local sums = {lc, lo, pred:float():ne(y:float()):sum(), max_conf_sum(logits_clean),
+                n_noise > 0 and max_conf_sum(logits:narrow(1, 1, n_noise)) or 0}
+  if d then sums = dist.sum_numbers(sums) end
+  local loss_clean = sums[1] * scale_clean
+  local loss_out = sums[2] * scale_noise
   return {
     loss = loss_clean + loss_out + reg, loss_clean = loss_clean, loss_out = loss_out, reg = reg,
-    err = wrong / n_clean, conf_clean = max_conf_sum(logits_clean) / n_clean,
-    conf_noise = n_noise > 0 and max_conf_sum(logits:narrow(1, 1, n_noise)) / n_noise or nil,
-    n_noise = n_noise,
+    err = sums[3] / n_clean_all, conf_clean = sums[4] / n_clean_all,
+    conf_noise = n_noise_all > 0 and sums[5] / n_noise_all or nil,
+    n_noise = n_noise_all,
   }
 end
 

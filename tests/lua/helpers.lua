@@ -54,11 +54,12 @@ end
 
 --- mpirun(n) -> the command prefix that starts n ranks of build/umbra on this machine:
 --- allowed as root (CI), more ranks than cores, no core binding (threads are the
---- recipes' business), shared-memory copies without ptrace (containers forbid it).
+--- recipes' business), shared-memory copies without ptrace (containers forbid it),
+--- waiting ranks yielding their core (2 cores shared by ranks and other work).
 function M.mpirun(n)
    local build = os.getenv("UMBRA_BUILD") or "build"
    return string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-                        .. "OMPI_MCA_btl_vader_single_copy_mechanism=none "
+                        .. "OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_mpi_yield_when_idle=1 "
                         .. "mpirun -np %d --oversubscribe --bind-to none %s/umbra", n, build)
 end
 

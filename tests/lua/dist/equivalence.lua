@@ -1,0 +1,80 @@
+-- Run by tests/lua/dist_spec.lua as one process and under mpirun: trains a model for a
+-- few steps on fixed random global batches with umbra.train's procedure and writes rank
+-- 0's parameters to OUT (a checkpoint), or checks that the replicas are identical.
+--   build/umbra tests/lua/dist/equivalence.lua CASE STEPS OUT
+-- CASE: plain (LeNet, SGD, no weight decay), acet_global (LeNet, ACET noise from the
+-- global stream), bn_sync (ResNetSmall, CEDA noise from the global stream, synchronised
+-- batch norm), replicas (a small conv net with batch norm, ACET with per-rank noise:
+-- prints the largest difference between rank 0's parameters and buffers and the others').
+local umbra = require "umbra"
+local optim = require "umbra.optim"
+local nn = require "umbra.nn"
+local train = require "umbra.train"
+local noise = require "umbra.noise"
+local checkpoint = require "umbra.checkpoint"
+local dist = require "umbra.dist"
+
+local case, steps, out = arg[1], math.tointeger(tonumber(arg[2])), arg[3]
+local rank, size = dist.init()
+umbra.set_num_threads(tonumber(os.getenv("EQ_THREADS") or "1"))
+local g = umbra.Generator(7)
+
+local model, shape, batch, settings
+if case == "plain" or case == "acet_global" then
+  model, shape, batch = require("models.lenet"){generator = g}, {1, 28, 28}, 128
+  settings = case == "plain" and {at_frac = 0} or {at_frac = 1, pgd_niter = 2, pgd_eps = 0.3}
+  settings.dist = {noise = "global"}
+elseif case == "bn_sync" then
+  model, shape, batch = require("models.resnet_small"){generator = g}, {3, 32, 32}, 32
+  settings = {at_frac = 1, pgd_niter = 0, dist = {noise = "global", sync_bn = true}}
+  dist.sync_batchnorm(true)
+elseif case == "replicas" then
+  model = nn.Sequential{nn.Conv2d(1, 4, 3, {padding = 1, generator = g}), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * 16 * 16, 10, {generator = g})}
+  shape, batch = {1, 16, 16}, 16
+  settings = {at_frac = 1, pgd_niter = 1, pgd_eps = 0.3, dist = {noise = "rank"}}
+else
+  error("equivalence.lua: CASE must be plain, acet_global, bn_sync or replicas, got " .. tostring(case))
+end
+dist.broadcast_module(model)
+settings.generator = g
+settings.noise_schedule = noise.schedule.authors{}
+local params = model:parameters()
+local proc = train.Procedure(model, optim.SGD(params, {lr = tonumber(os.getenv("EQ_LR") or "0.01")}), settings)
+
+-- a learnable task (class c: a bright vertical band at columns proportional to c, plus
+-- noise), so that training is smooth: on random labels LeNet memorises, and ReLU and
+-- max-pool kinks amplify float rounding differences between any two ways of summing
+local data_g = umbra.Generator(11)
+local pool_n = 4 * batch
+local pool = umbra.rand({pool_n, table.unpack(shape)}, data_g) * 0.3
+local labels = {}
+local width = shape[3]
+for i = 1, pool_n do
+  local c = data_g:random(10)
+  labels[i] = c
+  local first = (c - 1) * width // 10
+  pool[i]:narrow(3, first + 1, math.max(width // 10, 1)):add_(0.6)
+end
+local pool_y = umbra.tensor(labels, "int64")
+local t0 = umbra.core.clock()
+for s = 1, steps do
+  local at = ((s - 1) % 4) * batch + 1
+  local st = proc:step(pool:narrow(1, at, batch), pool_y:narrow(1, at, batch), 1)
+  if os.getenv("EQ_DEBUG") then print(rank, st.loss, st.err) end
+end
+
+if case == "replicas" then
+  local worst = 0
+  local tensors = {}
+  for _, p in ipairs(params) do tensors[#tensors + 1] = p end
+  for _, b in ipairs(dist.module_buffers(model)) do tensors[#tensors + 1] = b end
+  for _, t in ipairs(tensors) do
+    local all = dist.allgather(t:contiguous():view(1, -1))
+    for r = 2, size do worst = math.max(worst, (all[r] - all[1]):abs():max()) end
+  end
+  if rank == 0 then print(string.format("replicas: largest difference %g after %d steps", worst, steps)) end
+elseif rank == 0 then
+  assert(checkpoint.save(out, {model = model}))
+end
+if rank == 0 then print(string.format("%s: %d steps on %d ranks in %.1f s", case, steps, size, umbra.core.clock() - t0)) end

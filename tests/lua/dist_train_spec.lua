@@ -104,9 +104,9 @@ describe("recipes/train.lua under mpirun", function()
     assert.are.equal(2, n)
     -- epoch, train error and test error equal; losses to float rounding
     local function cells(line)
-      local out, i = {}, 0
-      for v in line:gmatch("[^,]*") do i = i + 1; out[i] = tonumber(v) end
-      return out
+      local values, i = {}, 0
+      for v in line:gmatch("[^,]*") do i = i + 1; values[i] = tonumber(v) end
+      return values
     end
     local a, b = cells(row), cells(ref)
     for i = 1, 13 do   -- every column but the seconds

@@ -88,6 +88,15 @@ static int l_sync_batchnorm(lua_State *L) {
     return 0;
 }
 
+/* pick_local_gpu() -> the device id this rank now sees as its only GPU, or nil */
+static int l_pick_local_gpu(lua_State *L) {
+    char chosen[32];
+    if (um_dist_pick_local_gpu(chosen, sizeof chosen)) return um_lua_raise(L, "dist.pick_local_gpu");
+    if (chosen[0]) lua_pushstring(L, chosen);
+    else lua_pushnil(L);
+    return 1;
+}
+
 static int l_abort(lua_State *L) {
     lua_Integer code = luaL_optinteger(L, 2, 1);
     um_dist_abort((int)code, luaL_optstring(L, 1, NULL));
@@ -98,7 +107,7 @@ static const luaL_Reg functions[] = {
     {"dist_init", l_init},           {"dist_info", l_info},         {"dist_barrier", l_barrier},
     {"dist_allreduce", l_allreduce}, {"dist_allreduce_many", l_allreduce_many},
     {"dist_broadcast", l_broadcast}, {"dist_allgather", l_allgather}, {"dist_abort", l_abort},
-    {"dist_sync_batchnorm", l_sync_batchnorm},
+    {"dist_sync_batchnorm", l_sync_batchnorm}, {"dist_pick_local_gpu", l_pick_local_gpu},
     {NULL, NULL}};
 
 void um_lua_open_dist(lua_State *L, int module) {

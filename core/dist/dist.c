@@ -5,6 +5,7 @@
  * decides at exit between MPI_Finalize (0) and MPI_Abort of the whole job (anything else),
  * so that one failing rank stops all instead of leaving them blocked in a collective. */
 #include "dist/dist.h"
+#include <dirent.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,6 +311,29 @@ int um_dist_sync_batchnorm(int on) {
     int rc = need_init("dist.sync_batchnorm");
     if (rc) return rc;
     um_batchnorm_set_reducer(on && g.mpi && g.size > 1 ? bn_reduce : NULL, NULL);
+    return UM_OK;
+}
+
+int um_dist_pick_local_gpu(char *chosen, size_t n) {
+    int rc = need_init("dist.pick_local_gpu");
+    if (rc) return rc;
+    char ids[64][32];
+    int count = 0;
+    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+    if (visible) {
+        for (const char *p = visible; *p && count < 64;) {
+            size_t len = strcspn(p, ",");
+            if (len > 0 && len < sizeof ids[0]) snprintf(ids[count++], sizeof ids[0], "%.*s", (int)len, p);
+            p += len + (p[len] == ',');
+        }
+    } else {
+        DIR *d = opendir("/proc/driver/nvidia/gpus");
+        for (struct dirent *e; d && (e = readdir(d)) && count < 64;)
+            if (e->d_name[0] != '.') snprintf(ids[count], sizeof ids[0], "%d", count), count++;
+        if (d) closedir(d);
+    }
+    snprintf(chosen, n, "%s", count ? ids[g.local_rank % count] : "");
+    if (count) setenv("CUDA_VISIBLE_DEVICES", chosen, 1);
     return UM_OK;
 }
 

@@ -39,6 +39,11 @@ int um_dist_allgather(um_tensor **out, const um_tensor *t);
 /* Batch norms in training mode use the statistics of all ranks' batches (on) or their
  * own (off, the default); one rank leaves them alone. CPU tensors only. */
 int um_dist_sync_batchnorm(int on);
+/* One GPU per rank: before the CUDA library is loaded, make this process see only the
+ * (local rank mod count)-th of the GPUs it would see (CUDA_VISIBLE_DEVICES's list, else
+ * the driver's /proc/driver/nvidia/gpus), by setting CUDA_VISIBLE_DEVICES. Writes the
+ * chosen device ("" when there is no GPU to choose from) into chosen. */
+int um_dist_pick_local_gpu(char *chosen, size_t n);
 /* End the whole job now with this exit code (all ranks), saying which rank asked and why. */
 void um_dist_abort(int code, const char *why);
 

@@ -54,11 +54,23 @@ START_TEST(bad_arguments_are_refused) {
 }
 END_TEST
 
+START_TEST(one_gpu_per_local_rank) {
+    ck_ok(um_dist_init());
+    char chosen[32];
+    setenv("CUDA_VISIBLE_DEVICES", "3,5", 1);
+    ck_ok(um_dist_pick_local_gpu(chosen, sizeof chosen));
+    ck_assert_str_eq(chosen, "3");   /* local rank 0 of the list */
+    ck_assert_str_eq(getenv("CUDA_VISIBLE_DEVICES"), "3");
+    unsetenv("CUDA_VISIBLE_DEVICES");
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("one rank");
     tcase_add_test(tc, one_rank_without_launcher);
     tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, one_gpu_per_local_rank);
     suite_add_tcase(s, tc);
     return s;
 }

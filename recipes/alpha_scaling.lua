@@ -4,11 +4,14 @@
 -- still 95 % confident. Usage:
 --   umbra recipes/alpha_scaling.lua CHECKPOINT [CHECKPOINT...] [--names Plain,ACET] [--n 10000]
 --   umbra recipes/alpha_scaling.lua --model lenet [--num_classes 10]   (an untrained model)
+-- Under `mpirun -np N` each rank searches a block of the points (the same points as one
+-- process) and the alphas are gathered exactly.
 local umbra = require "umbra"
 local argparse = require "argparse"
 local runs = require "umbra.runs"
 local alpha = require "umbra.alpha"
 local log = require "umbra.log"
+local dist = require "umbra.dist"
 
 local parser = argparse("alpha_scaling", "Median alpha to 99.9 % confidence on alpha-scaled uniform noise (Table 2)")
 parser:argument("checkpoints", "checkpoints (.h5) or run folders"):args("*")
@@ -27,9 +30,27 @@ parser:option("--device", "cpu | cuda", "cpu")
 parser:option("--model_file", "a file returning the model's builder, for architectures not in models/")
 parser:option("--threads", "CPU threads", "2"):convert(math.tointeger)
 local args = parser:parse(arg)
+local _, nranks = dist.init()
 umbra.set_num_threads(args.threads)
+local print = dist.is_main() and print or function() end   -- rank 0 speaks for all
+if nranks > 1 then print(string.format("%d ranks x %d threads per rank", nranks, umbra.get_num_threads())) end
 
 local function fail(msg) io.stderr:write("alpha_scaling: ", msg, "\n"); os.exit(1) end
+if args.n < nranks then fail(string.format("--n %d: fewer points than the %d ranks", args.n, nranks)) end
+
+-- alpha.search on this rank's block of the points one process would draw, gathered
+local function search(model, opts)
+  if nranks == 1 then return alpha.search(model, opts) end
+  local size = {opts.n}
+  for _, s in ipairs(opts.shape) do size[#size + 1] = s end
+  local x = umbra.rand(size, umbra.Generator(opts.seed))
+  local first, count = dist.split(opts.n)
+  opts.x = x:narrow(1, first, count):contiguous()
+  local r = alpha.search(model, opts)
+  local rounds = dist.allgather_numbers{r.rounds}
+  return alpha.summarize(dist.allgather_numbers(r.alphas), dist.sum_numbers{r.over_count}[1],
+                         math.max(table.unpack(rounds)))
+end
 
 local function shape_option()
   if not args.input_shape then return nil end
@@ -39,6 +60,7 @@ local function shape_option()
   return s
 end
 
+if args.device == "cuda" and nranks > 1 then dist.pick_local_gpu() end   -- before CUDA loads
 -- the models: {name, model, shape, dataset}
 local entries = {}
 local function load_entry(path)
@@ -79,17 +101,23 @@ end
 local t0 = umbra.core.clock()
 for _, e in ipairs(entries) do
   if not e.shape then fail(e.name .. ": unknown input shape; pass --input_shape") end
-  -- progress on stderr (points whose alpha is known), the table alone on stdout
-  local bar = log.progress(args.n, {label = e.name .. ": points settled", stream = io.stderr, every = 5})
-  e.result = alpha.search(e.model, {shape = e.shape, n = args.n, seed = args.seed, target = args.target,
-                                    alpha_max = args.alpha_max, precision = args.precision,
-                                    overconfident = args.overconfident, batch_size = args.batch_size,
-                                    device = args.device,
-                                    on_round = function(round, settled) bar:update(settled, "round " .. round) end})
-  bar:update(args.n)
+  -- progress on stderr (points whose alpha is known; rank 0's share on several ranks), the
+  -- table alone on stdout
+  local share = select(2, dist.split(args.n))
+  local bar = dist.main_only(function()
+    return log.progress(share, {label = e.name .. ": points settled", stream = io.stderr, every = 5})
+  end)
+  e.result = search(e.model, {shape = e.shape, n = args.n, seed = args.seed, target = args.target,
+                              alpha_max = args.alpha_max, precision = args.precision,
+                              overconfident = args.overconfident, batch_size = args.batch_size,
+                              device = args.device,
+                              on_round = function(round, settled) bar:update(settled, "round " .. round) end})
+  bar:update(share)
   bar:finish()
-  io.stderr:write(string.format("%s: %d rounds, %d of %d points never reach %g (%.0f s)\n", e.name, e.result.rounds,
-                                e.result.never, e.result.n, args.target, umbra.core.clock() - t0))
+  if dist.is_main() then
+    io.stderr:write(string.format("%s: %d rounds, %d of %d points never reach %g (%.0f s)\n", e.name, e.result.rounds,
+                                  e.result.never, e.result.n, args.target, umbra.core.clock() - t0))
+  end
 end
 
 local function cells(f)

@@ -6,6 +6,8 @@
 -- settings); every out-of-distribution set of the training set that is present. Softmax
 -- outputs and labels of every set go to <run>/eval.h5 (read by recipes/analyze.lua).
 -- Usage: umbra recipes/evaluate.lua CHECKPOINT [--out DIR] [--n_test N] ...
+-- Under `mpirun -np N` the batches are dealt out to the ranks and gathered in order; every
+-- rank draws every batch's random numbers, so eval.h5 holds the one-process numbers.
 local umbra = require "umbra"
 local argparse = require "argparse"
 local log = require "umbra.log"
@@ -14,6 +16,7 @@ local noise = require "umbra.noise"
 local attack = require "umbra.attack"
 local runs = require "umbra.runs"
 local core = require "umbra.core"
+local dist = require "umbra.dist"
 
 local parser = argparse("evaluate", "Evaluate a checkpoint on clean, noise, adversarial and out-of-distribution data")
 parser:argument("checkpoint", "an umbra checkpoint (.h5)")
@@ -40,11 +43,15 @@ parser:option("--device", "cpu | cuda", "cpu")
 parser:option("--model_file", "a file returning the model's builder, for architectures not in models/")
 parser:option("--threads", "CPU threads", "2"):convert(math.tointeger)
 local args = parser:parse(arg)
+local _, nranks = dist.init()
 umbra.set_num_threads(args.threads)
+local print = dist.is_main() and print or function() end   -- rank 0 speaks for all
+if nranks > 1 then print(string.format("%d ranks x %d threads per rank", nranks, umbra.get_num_threads())) end
 
 local function fail(msg) io.stderr:write("evaluate: ", msg, "\n"); os.exit(1) end
 if args.adv_n and args.adv_n < 1 then fail("--adv_n: expected a positive number of points, got " .. args.adv_n) end
 
+if args.device == "cuda" and nranks > 1 then dist.pick_local_gpu() end   -- before CUDA loads
 local model, info = runs.load_model(args.checkpoint, {model_file = args.model_file})
 if not model then fail(info) end
 if args.device ~= "cpu" then model:to(args.device) end
@@ -83,9 +90,11 @@ local function progress(name, done, total)
 end
 
 -- Run fn(x, y) -> probs (n, K) over a data set's batches (the first `limit` images when
--- given); concatenate on the CPU.
-local function over_batches(name, ds, fn, limit)
-  local parts, labels, done = {}, {}, 0
+-- given); concatenate on the CPU. With several ranks, batch b runs on rank (b - 1) mod N;
+-- the others call skip(x, y) (if given) to draw what fn would have drawn.
+local function over_batches(name, ds, fn, limit, skip)
+  local parts, labels, done, mine = {}, {}, 0, {}
+  local b = 0
   local total = ds:size()
   if args.drop_last then total = total - total % args.batch_size end
   if limit and limit < total then total = limit end
@@ -94,13 +103,19 @@ local function over_batches(name, ds, fn, limit)
     if done + x:size(1) > total then
       x, y = x:narrow(1, 1, total - done):contiguous(), y:narrow(1, 1, total - done):contiguous()
     end
-    local p = fn(x, y)
-    parts[#parts + 1] = p:to("cpu")
-    labels[#labels + 1] = y:to("cpu"):clone()
+    b = b + 1
+    if dist.owns(b) then
+      local p = fn(x, y)
+      parts[#parts + 1] = p:to("cpu")
+      labels[#labels + 1] = y:to("cpu"):clone()
+      mine[#mine + 1] = b
+    elseif skip then
+      skip(x, y)
+    end
     done = done + x:size(1)
-    progress(name, done, total)
+    if dist.is_main() then progress(name, done, total) end
   end
-  return umbra.cat(parts, 1), umbra.cat(labels, 1)
+  return dist.gather_batches(parts, mine, {K}), dist.gather_batches(labels, mine, {})
 end
 
 local function probs_of(x)
@@ -117,6 +132,14 @@ local function store(group, probs, labels, images, image_index)
 end
 
 local function zeros_like_labels(labels) return umbra.zeros({labels:size(1)}, "int64") end
+
+-- what an attack draws (its random start) without running it, for batches of other ranks
+local function pgd_draws(x, opts)
+  local o = {eps = args.eps, generator = g, steps = 0}
+  for k, v in pairs(opts) do o[k] = v end
+  o.steps = 0
+  attack.pgd(model, x, o)
+end
 
 local function pgd(x, opts)
   local o = {eps = args.eps, generator = g}
@@ -138,26 +161,31 @@ local noise_probs, noise_labels = over_batches("noise", test, function(x)
   local z = noise.authors(x, g)
   noise_batches[#noise_batches + 1] = z
   return probs_of(z)
-end)
+end, nil, function(x) noise_batches[#noise_batches + 1] = noise.authors(x, g) end)
 store("noise", noise_probs, zeros_like_labels(noise_labels))
 
-local function over_noise(name, limit, fn)
-  local parts, done = {}, 0
-  for _, z in ipairs(noise_batches) do
+local function over_noise(name, limit, fn, skip)
+  local parts, done, mine = {}, 0, {}
+  for b, z in ipairs(noise_batches) do
     if limit and done >= limit then break end
     if limit and done + z:size(1) > limit then z = z:narrow(1, 1, limit - done):contiguous() end
-    parts[#parts + 1] = fn(z):to("cpu")
+    if dist.owns(b) then
+      parts[#parts + 1] = fn(z):to("cpu")
+      mine[#mine + 1] = b
+    else
+      skip(z)
+    end
     done = done + z:size(1)
-    progress(name, done, limit or noise_labels:size(1))
+    if dist.is_main() then progress(name, done, limit or noise_labels:size(1)) end
   end
-  local p = umbra.cat(parts, 1)
+  local p = dist.gather_batches(parts, mine, {K})
   return p, umbra.zeros({p:size(1)}, "int64")
 end
 
 if not args.no_adv_noise then
   local p, l = over_noise("adv. noise", args.adv_n and math.min(args.adv_n, noise_labels:size(1)), function(z)
     return probs_of(pgd(z, {steps = args.adv_steps, step = args.adv_step, objective = "max_conf"}))
-  end)
+  end, function(z) pgd_draws(z, {objective = "max_conf"}) end)
   store("noise_adv", p, l)
   if args.worst_n > 0 then
     local attacks = {}
@@ -180,7 +208,7 @@ if not args.no_adv_noise then
         end
       end
       return best
-    end)
+    end, function(z) for _ = 1, #attacks do pgd_draws(z, {objective = "max_conf"}) end end)
     store("noise_adv_worst", wp, wl)
   end
 end
@@ -188,7 +216,7 @@ end
 if not args.no_adv_samples then
   local p, l = over_batches("adv. samples", test, function(x, y)
     return probs_of(pgd(x, {steps = args.adv_steps, step = args.adv_step, objective = "ce", labels = y}))
-  end, args.adv_n)
+  end, args.adv_n, function(x, y) pgd_draws(x, {objective = "ce", labels = y}) end)
   store("adv", p, l)
 end
 
@@ -239,6 +267,7 @@ if args.adv_n then results.attrs.adv_n = math.min(args.adv_n, clean_labels:size(
 results.attrs.seed = args.seed
 results.attrs.label_base = 1   -- labels and image_index count from 1 (evalfile.lua)
 local path = out_dir .. "/eval.h5"
+if not dist.is_main() then return end
 local ok, serr = core.h5_save(path, results.tensors, results.attrs)
 if not ok then fail(serr) end
 print(string.format("wrote %s (%.0f s)", path, umbra.core.clock() - t_start))

@@ -96,6 +96,15 @@ function alpha.search(model, opts)
       if c >= (opts.overconfident or 0.95) then over = over + 1 end
     end
   end
+  if not opts.x then x:free() end
+  return alpha.summarize(alphas, over, rounds)
+end
+
+--- alpha.summarize(alphas, over, rounds) -> result: the median and counts of search's
+--- result from the per-point alphas and the number of overconfident points (for results
+--- gathered from several processes).
+function alpha.summarize(alphas, over, rounds)
+  local n = #alphas
   local sorted, never = {}, 0
   for i = 1, n do
     sorted[i] = alphas[i]
@@ -103,8 +112,8 @@ function alpha.search(model, opts)
   end
   table.sort(sorted)
   local median = n % 2 == 1 and sorted[(n + 1) // 2] or (sorted[n // 2] + sorted[n // 2 + 1]) / 2
-  if not opts.x then x:free() end
-  return {alphas = alphas, median = median, overconfident = 100 * over / n, never = never, n = n, rounds = rounds}
+  return {alphas = alphas, median = median, overconfident = 100 * over / n, over_count = over, never = never, n = n,
+          rounds = rounds}
 end
 
 return alpha

@@ -39,6 +39,11 @@ function dist.allgather(t) return core.dist_allgather(t) end
 --- all ranks' batches (true) or with their own (false, the default). CPU tensors only.
 function dist.sync_batchnorm(on) core.dist_sync_batchnorm(on) end
 
+--- dist.pick_local_gpu() -> device id or nil: one GPU per rank on a machine (the local
+--- rank's, modulo the GPUs present), by CUDA_VISIBLE_DEVICES; call it before anything
+--- uses CUDA (the CUDA library reads it once, when it loads).
+function dist.pick_local_gpu() return core.dist_pick_local_gpu() end
+
 --- dist.abort(message [, code]): stop every rank now, saying which rank and why.
 function dist.abort(message, code) core.dist_abort(message, code) end
 
@@ -99,6 +104,31 @@ end
 --- dist.owns(b): whether batch b (1-based) is this rank's when batches are dealt out in
 --- turn (batch b to rank (b - 1) mod size).
 function dist.owns(b) return (b - 1) % info.size == info.rank end
+
+--- dist.gather_batches(parts, batches, tail) -> one tensor on every rank: this rank's
+--- tensors parts[i] (rows of batch number batches[i]) and every other rank's, concatenated
+--- in batch order. tail: the sizes after the first dimension (for a rank with no parts).
+function dist.gather_batches(parts, batches, tail)
+  if info.size == 1 then return core.cat(parts, 1) end
+  local desc = {}
+  for i, p in ipairs(parts) do desc[#desc + 1] = {batches[i], p:size(1)} end
+  local shape = {0}
+  for i, s in ipairs(tail) do shape[i + 1] = s end
+  local dtype = #parts > 0 and parts[1]:dtype() or nil
+  local mine = #parts > 0 and core.cat(parts, 1) or core.zeros(shape, dtype)
+  local all = core.dist_allgather(mine)
+  local d = core.dist_allgather(#desc > 0 and core.tensor(desc, "int64") or core.zeros({0, 2}, "int64"))
+  local pieces, at = {}, 1
+  for i = 1, d:size(1) do
+    local rows = d[i][2]
+    pieces[#pieces + 1] = {batch = d[i][1], at = at, rows = rows}
+    at = at + rows
+  end
+  table.sort(pieces, function(a, b) return a.batch < b.batch end)
+  local out = {}
+  for i, p in ipairs(pieces) do out[i] = all:narrow(1, p.at, p.rows) end
+  return #out > 0 and core.cat(out, 1) or all
+end
 
 --- dist.allgather_numbers(values) -> every rank's values (Lua numbers, exact: they travel
 --- as their 64 bits), concatenated in rank order.

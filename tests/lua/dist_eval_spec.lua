@@ -1,0 +1,54 @@
+-- recipes/evaluate.lua and recipes/alpha_scaling.lua under mpirun: 2 ranks write what one
+-- process writes (the batches dealt out, every rank drawing every batch's random numbers).
+local h = dofile("tests/lua/helpers.lua")
+local core = require "umbra.core"
+local build = os.getenv("UMBRA_BUILD") or "build"
+
+describe("evaluation on 2 ranks", function()
+  local dir = h.tmpdir("dist_eval")
+  os.execute("mkdir -p " .. dir .. "/mnist")
+  local g = require("umbra").Generator(5)
+  h.write_idx(dir .. "/mnist", "train", 64, g)
+  h.write_idx(dir .. "/mnist", "t10k", 40, g)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  local ckpt
+  setup(function()
+    local cmd = "%s/umbra recipes/train.lua --dataset mnist --data_dir %s --batch_size 32 --n_epochs 1 --threads 1 "
+                .. "--runs_dir %s/runs --exp_name ev"
+    local out, rc = h.run(string.format(cmd, build, dir, dir))
+    assert(rc == 0, out)
+    local p = io.popen("ls " .. dir .. "/runs/ev/*/checkpoint.h5")
+    ckpt = p:read("l")
+    p:close()
+  end)
+
+  it("evaluate.lua: the same eval.h5 (40 points in batches of 16: 16, 16, 8)", function()
+    local flags = string.format(" recipes/evaluate.lua %s --data_dir %s --batch_size 16 --adv_steps 3 --worst_n 24 "
+                                .. "--worst_attacks 2:0.1,3:0.05 --threads 1 --out ", ckpt, dir)
+    local out, rc = h.run(build .. "/umbra" .. flags .. dir .. "/one")
+    assert.are.equal(0, rc, out)
+    out, rc = h.run(h.mpirun(2) .. flags .. dir .. "/two")
+    assert.are.equal(0, rc, out)
+    assert.matches("2 ranks x 1 threads per rank", out, 1, true)
+    local a, b = assert(core.h5_read(dir .. "/one/eval.h5")), assert(core.h5_read(dir .. "/two/eval.h5"))
+    local n = 0
+    for name, t in pairs(a.tensors) do
+      local u = assert(b.tensors[name], name .. " missing on 2 ranks")
+      assert.are.same(t:size(), u:size())
+      assert.is_true((t:float() - u:float()):abs():max() <= 1e-6, name)
+      n = n + 1
+    end
+    assert.is_true(n >= 10)
+  end)
+
+  it("alpha_scaling.lua: the same table (101 points: 51 and 50 per rank)", function()
+    local flags = string.format(" recipes/alpha_scaling.lua %s --n 101 --batch_size 32 --threads 1", ckpt)
+    local one, rc = h.run(build .. "/umbra" .. flags)
+    assert.are.equal(0, rc, one)
+    local two, rc2 = h.run(h.mpirun(2) .. flags)
+    assert.are.equal(0, rc2, two)
+    local function table_of(text) return text:match("(|.*)") end
+    assert.are.equal(table_of(one), table_of(two))
+  end)
+end)

@@ -35,6 +35,10 @@ parser:option("--adv_n", "attack only the first n noise points and test images (
 parser:option("--worst_n", "noise points attacked by the three-attack worst case (0: skip)", "1024")
   :convert(math.tointeger)
 parser:option("--worst_attacks", "the worst case's attacks as steps:size,...", "80:0.02,200:0.0375,500:0.0006")
+parser:option("--attack", "worst case on the first --worst_n noise points over an attack ensemble: paper | worst3 "
+              .. "| suite (docs/worst-case.md)")
+parser:option("--certify", "certified confidence bound on the same points at this eps (may be repeated)")
+  :count("*"):convert(tonumber)
 parser:flag("--no_adv_noise", "skip Adv. Noise")
 parser:flag("--no_adv_samples", "skip Adv. Samples")
 parser:option("--top", "most confident OOD images kept per set for the picture grid", "64"):convert(math.tointeger)
@@ -49,6 +53,13 @@ local print = dist.is_main() and print or function() end   -- rank 0 speaks for 
 if nranks > 1 then print(string.format("%d ranks x %d threads per rank", nranks, umbra.get_num_threads())) end
 
 local function fail(msg) io.stderr:write("evaluate: ", msg, "\n"); os.exit(1) end
+local presets = {paper = true, worst3 = true, suite = true}
+if args.attack and not presets[args.attack] then
+  fail("--attack: expected paper, worst3 or suite, got " .. args.attack)
+end
+for _, e in ipairs(args.certify) do
+  if e ~= e or e < 0 then fail("--certify: expected eps >= 0, got " .. tostring(e)) end
+end
 if args.adv_n and args.adv_n < 1 then fail("--adv_n: expected a positive number of points, got " .. args.adv_n) end
 
 if args.device == "cuda" and nranks > 1 then dist.pick_local_gpu() end   -- before CUDA loads
@@ -211,6 +222,16 @@ if not args.no_adv_noise then
     end, function(z) for _ = 1, #attacks do pgd_draws(z, {objective = "max_conf"}) end end)
     store("noise_adv_worst", wp, wl)
   end
+end
+
+if args.attack or #args.certify > 0 then
+  local n = require("umbra.worst_eval").run(model, noise_batches, {
+    n = math.min(args.worst_n > 0 and args.worst_n or noise_labels:size(1), noise_labels:size(1)),
+    attack = args.attack, certify = args.certify, eps = args.eps, seed = args.seed,
+    conf_in = clean_probs:max(2), progress = progress,
+  }, function(group, field, t) results.tensors[group .. "/" .. field] = t end, results.attrs)
+  print(string.format("worst case: %s on %d noise points, bounds at eps %s", args.attack or "no attack", n,
+                      #args.certify > 0 and table.concat(args.certify, ", ") or "none"))
 end
 
 if not args.no_adv_samples then

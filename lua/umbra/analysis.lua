@@ -6,6 +6,7 @@ local umbra = require "umbra"
 local eval = require "umbra.eval"
 local evalfile = require "umbra.evalfile"
 local plot = require "umbra.plot"
+local worst_analysis = require "umbra.worst_analysis"
 
 local analysis = {}
 
@@ -68,6 +69,7 @@ function analysis.compute(ev, name)
     res.conf[o] = eval.max_conf(ev.ood[o].probs)
     res.ood[o] = eval.set_metrics(conf_in, res.conf[o])
   end
+  res.worst = worst_analysis.compute(ev, conf_in)   -- nil without /noise_worst or bounds
   return res
 end
 
@@ -110,6 +112,7 @@ function analysis.csv_row(res)
   add("conf_tpr95", res.tau)
   for _, s in ipairs(ATTACKED) do add(s.csv .. "95", metric(s.set, "fpr")) end
   for _, o in ipairs(res.ood_names) do add(o .. "95", res.ood[o].fpr) end
+  if res.worst then worst_analysis.csv(res.worst, add) end   -- AAUC and GAUC columns
   return cols, vals
 end
 
@@ -258,6 +261,8 @@ function analysis.markdown(results, names)
   end
   local out = {}
   for _, d in ipairs(order) do out[#out + 1] = block(groups[d].results, groups[d].names) end
+  local worst = worst_analysis.markdown(results, names)
+  if worst ~= "" then out[#out + 1] = worst end
   return table.concat(out, "\n\n")
 end
 
@@ -310,6 +315,7 @@ function analysis.draw(res, ev, dir, keep)
                           xlabel = "false positive rate", ylabel = "true positive rate", xrange = {0, 1},
                           yrange = {0, 1}})
   end
+  worst_analysis.draw(res, dir, keep)   -- the sorted per-point sandwich, when there is one
   for _, o in ipairs(res.ood_names) do
     local set = ev.ood[o]
     if set.images and set.images:size(1) > 0 then

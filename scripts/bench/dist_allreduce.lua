@@ -2,13 +2,13 @@
 -- MPI_Allreduce) for LeNet (3.27 M parameters) and ResNetSmall (0.27 M), and of one
 -- ACET training step's compute for the scaling model (docs/scaling.md). Run under mpirun
 -- by scripts/bench/run-dist; rank 0 prints "name value" lines.
---   mpirun -np N build/umbra scripts/bench/dist_allreduce.lua [reps] [acet_steps]
+--   mpirun -np N build/umbra scripts/bench/dist_allreduce.lua [reps] [acet_steps] [threads]
 local umbra = require "umbra"
 local dist = require "umbra.dist"
 local rank, size = dist.init()
-umbra.set_num_threads(1)
 local reps = math.tointeger(tonumber(arg[1] or "20"))
 local acet_steps = math.tointeger(tonumber(arg[2] or "0"))
+umbra.set_num_threads(math.tointeger(tonumber(arg[3] or "1")))
 
 local function time_allreduce(name, model)
   local grads = model:gradients()
@@ -40,7 +40,7 @@ if acet_steps > 0 then
                                {at_frac = 1, pgd_niter = 40, pgd_eps = 0.3, generator = g,
                                 dist = size > 1 and {noise = "rank"} or nil})
   local x = umbra.rand({128, 3, 32, 32}, g)
-  local y = umbra.zeros({128}, "int64") + 1
+  local y = umbra.full({128}, 1, "int64")
   proc:step(x, y, 1)
   dist.barrier()
   local t0 = umbra.core.clock()

@@ -46,6 +46,13 @@ typedef struct {
     um_tensor *result;   /* a new reference on success */
 } lua_call_args;
 
+/* A new header on t's storage for Lua to hold: a module reuses its buffer while nobody
+ * else holds that tensor object, and Lua keeps what it was given until it collects it. */
+static void push_alias(lua_State *L, um_tensor *t, const char *method) {
+    um_tensor **slot = um_lua_push_tensor_slot(L);
+    if (um_view(slot, t, t->ndim, t->size)) um_lua_raise(L, method);
+}
+
 /* Runs inside lua_pcall: self is a fresh box of the module (the Lua table is not self, so
  * methods reach parameters and the core methods through the box's __index). */
 static int call_method(lua_State *L) {
@@ -56,12 +63,10 @@ static int call_method(lua_State *L) {
         return luaL_error(L, "%s.%s is not defined (a Lua module needs forward(self, x) and backward(self, x, gy, "
                           "want_input_grad, want_param_grads))", a->lm->type, a->method);
     um_lua_push_module(L, &a->lm->base);
-    um_tensor_retain(a->x);
-    um_lua_push_tensor(L, a->x);
+    push_alias(L, a->x, a->method);
     int nargs = 2;
     if (a->gy) {
-        um_tensor_retain(a->gy);
-        um_lua_push_tensor(L, a->gy);
+        push_alias(L, a->gy, a->method);
         lua_pushboolean(L, a->flags & UM_GRAD_INPUT);
         lua_pushboolean(L, a->flags & UM_GRAD_PARAMS);
         nargs = 5;
@@ -81,14 +86,10 @@ static int call_method(lua_State *L) {
     if (um_backend_of(t) != um_backend_of(a->x))
         return luaL_error(L, "%s.%s returned a tensor on %s for an input on %s", a->lm->type, a->method,
                           um_backend_of(t)->name, um_backend_of(a->x)->name);
-    /* the next layer wants a contiguous tensor, and a result Lua still holds must not be
-     * changed in place by the module that reuses it: keep a copy when it is shared */
-    if (!um_is_contiguous(t)) {
-        if (um_clone(&a->result, t)) return um_lua_raise(L, a->method);
-    } else {
-        um_tensor_retain(t);
-        a->result = t;
-    }
+    /* the next layer wants a contiguous tensor; the module keeps its own header on the
+     * result, so that returning the input (or a tensor Lua holds) blocks nobody's reuse */
+    int rc = um_is_contiguous(t) ? um_view(&a->result, t, t->ndim, t->size) : um_clone(&a->result, t);
+    if (rc) return um_lua_raise(L, a->method);
     return 0;
 }
 

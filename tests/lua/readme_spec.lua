@@ -1,5 +1,6 @@
 -- The README's "Your first training script", taken from README.md as it stands and run on a
--- small stand-in for MNIST (helpers.write_idx), so the block a new user copies keeps working.
+-- small stand-in for MNIST (helpers.write_idx), so the block a new user copies keeps working;
+-- and its example of a layer and a noise loss written in Lua (LeNet with ACET).
 local h = dofile("tests/lua/helpers.lua")
 local umbra = require "umbra"
 local build = os.getenv("UMBRA_BUILD") or "build"
@@ -36,5 +37,17 @@ describe("README", function()
     -- three steps on stripes that tell the classes apart: better than chance (0.1)
     assert.is_true(tonumber(acc) > 0.2, out)
     for _, v in ipairs{mmc_test, mmc_noise} do assert.is_true(tonumber(v) >= 0.1 and tonumber(v) <= 1, out) end
+  end)
+
+  it("runs its example of a layer and a noise loss written in Lua", function()
+    local code = readme_block("<!-- example: lua-layers")
+    local dir = h.tmpdir("readme")
+    local f = assert(io.open(dir .. "/lua_layers.lua", "w"))
+    f:write(code)
+    f:close()
+    local out, rc = h.run(h.quote(build .. "/umbra") .. " " .. h.quote(dir .. "/lua_layers.lua"))
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.equal(0, rc, out)
+    assert.matches("\n3\t%d", "\n" .. out)   -- three ACET steps printed their loss
   end)
 end)

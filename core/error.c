@@ -1,4 +1,5 @@
-/* Thread-local error message and status names for the core. */
+/* Thread-local error message and status names for the core, and the interrupt flag. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,3 +30,8 @@ void um_error_prefix(const char *prefix) {
 }
 
 const char *um_last_error(void) { return um_errmsg; }
+
+static volatile sig_atomic_t interrupt_flag;
+void um_request_interrupt(void) { interrupt_flag = 1; }
+int um_interrupt_requested(void) { return interrupt_flag != 0; }
+void um_clear_interrupt(void) { interrupt_flag = 0; }

@@ -1,5 +1,6 @@
 /* Front end of the tensor operations: checks dtypes, shapes and devices, works out
  * broadcasting, allocates results, then hands contiguous outputs to the backend. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "backend.h"
@@ -241,6 +242,32 @@ int um_sum_all(const um_tensor *a, double *sum) {
     um_tensor_release(r);
     if (!rc) *sum = v;
     return rc;
+}
+
+/* Host tensors: one pass, no allocation (x - x is 0 for finite x, NaN otherwise). */
+static int64_t count_host_nonfinite(const float *p, int64_t n) {
+    int64_t bad = 0;
+#pragma omp simd reduction(+ : bad)
+    for (int64_t i = 0; i < n; i++) bad += !(p[i] - p[i] == 0.0f);
+    return bad;
+}
+
+int um_count_nonfinite(const um_tensor *t, int64_t *count) {
+    *count = 0;
+    if (um_backend_of(t)->is_host && um_is_contiguous(t)) {
+        *count = count_host_nonfinite(um_f32(t), um_numel(t));
+        return UM_OK;
+    }
+    double sum = 0.0;
+    int rc = um_sum_all(t, &sum);
+    if (rc || isfinite(sum)) return rc;   /* devices: one reduction */
+    um_tensor *h, *c;
+    if ((rc = um_to_backend(&h, t, um_cpu_backend()))) return rc;
+    if ((rc = um_contiguous(&c, h))) { um_tensor_release(h); return rc; }
+    *count = count_host_nonfinite(um_f32(c), um_numel(c));
+    um_tensor_release(c);
+    um_tensor_release(h);
+    return UM_OK;
 }
 
 int um_addmm(um_tensor **out, const um_tensor *c, const um_tensor *a, const um_tensor *b, double beta, double alpha) {

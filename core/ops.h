@@ -36,6 +36,10 @@ int um_argmax(um_tensor **out, const um_tensor *a, int dim, int keepdim); /* int
 int um_argmin(um_tensor **out, const um_tensor *a, int dim, int keepdim);
 /* The sum of every element (float32), read back to the host; errors of the device pass up. */
 int um_sum_all(const um_tensor *a, double *sum);
+/* How many elements of a (float32, any device) are NaN or infinite. Host tensors: one
+ * pass, no allocation. Devices: one reduction (the sum); the count is made on the host
+ * only when the sum is not finite (finite values whose sum overflows count 0). */
+int um_count_nonfinite(const um_tensor *a, int64_t *count);
 
 /* Linear algebra (2-D float32). out = beta*c + alpha*op(a) op(b) */
 int um_matmul(um_tensor **out, const um_tensor *a, const um_tensor *b);

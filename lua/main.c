@@ -50,6 +50,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 /* Signal handlers may only set a hook, which raises at the next Lua instruction. */
 static void on_sigint(int sig) {
     signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+    um_request_interrupt(); /* long C loops stop between iterations (UM_EINTR) */
     lua_sethook(running_state, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
@@ -68,6 +69,7 @@ int umbra_docall(lua_State *L, int narg, int nres) {
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
     running_state = L;
+    um_clear_interrupt();
     signal(SIGINT, on_sigint);
     int status = lua_pcall(L, narg, nres, base);
     signal(SIGINT, SIG_DFL);

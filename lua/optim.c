@@ -108,6 +108,8 @@ static int l_get(lua_State *L) {
     lua_setfield(L, -2, "step");
     lua_pushinteger(L, o->n);
     lua_setfield(L, -2, "n");
+    lua_pushinteger(L, o->bad_param + 1);   /* after a failed step: the gradient at fault, 0 if none */
+    lua_setfield(L, -2, "bad_param");
     if (o->kind == UM_OPTIM_SGD) {
         lua_pushnumber(L, o->momentum);
         lua_setfield(L, -2, "momentum");

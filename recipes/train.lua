@@ -274,7 +274,12 @@ for epoch = start_epoch, args.n_epochs do
     -- the core refuses NaN logits with an error; a finite step can still report inf or NaN
     local bad = not ok and tostring(s):match("NaN") and "NaN"
                 or (ok and (s.loss ~= s.loss or math.abs(s.loss) == math.huge) and tostring(s.loss))
-    if bad then
+    if not ok and tostring(s):find("non-finite", 1, true) then
+      -- Procedure:step refused a non-finite loss or gradient before the optimiser wrote anything
+      run:print("stopping: %s (epoch %d); the last good checkpoint is kept", tostring(s), epoch)
+      run:close()
+      os.exit(2)
+    elseif bad then
       run:print("stopping: the loss is %s at step %d (epoch %d); the last good checkpoint is kept", bad, step, epoch)
       run:close()
       os.exit(2)

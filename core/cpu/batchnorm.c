@@ -107,7 +107,7 @@ int um_cpu_batchnorm_forward_eval(const um_tensor *x, const um_tensor *gamma, co
 
 /* m > 0 ? g : 0 with g loaded whatever m is: a blend, where the conditional load of the
  * plain ternary becomes masked loads and spilled reduction registers. */
-static inline float relu_select(float m, float g) { return m > 0.0f ? g : 0.0f; }
+static inline float relu_select(float m, float g) { return m <= 0.0f ? 0.0f : g; }   /* NaN passes */
 
 /* Evaluation mode, one row (image i, channel ch) of the input gradient: gamma/sqrt(var +
  * eps) * gy (gy masked as below). */

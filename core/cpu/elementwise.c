@@ -126,7 +126,7 @@ static void unary_row(void *ctx, char *o_, int64_t so, const char *a_, int64_t s
     case UM_EXP: L(expf(x))
     case UM_LOG: L(logf(x))
     case UM_SQRT: L(sqrtf(x))
-    case UM_RELU: L(x > 0 ? x : 0.0f)
+    case UM_RELU: L(x <= 0 ? 0.0f : x)   /* NaN stays NaN (PyTorch) */
     case UM_SQUARE: L(x * x)
     }
 #undef L

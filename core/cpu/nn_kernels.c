@@ -12,7 +12,7 @@ static int relu_forward(const um_tensor *x, um_tensor *y) {
     const float *xp = um_f32(x);
     float *yp = um_f32(y);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) yp[i] = xp[i] > 0.0f ? xp[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) yp[i] = xp[i] <= 0.0f ? 0.0f : xp[i];   /* NaN stays NaN (PyTorch) */
     return UM_OK;
 }
 
@@ -21,7 +21,7 @@ static int relu_backward(const um_tensor *x, const um_tensor *gy, um_tensor *gx)
     const float *xp = um_f32(x), *gyp = um_f32(gy);
     float *gxp = um_f32(gx);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) gxp[i] = xp[i] > 0.0f ? gyp[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) gxp[i] = xp[i] <= 0.0f ? 0.0f : gyp[i];
     return UM_OK;
 }
 

@@ -6,6 +6,11 @@
 #include "error.h"
 #include "cpu/nn_cpu.h"
 
+/* Max-pool's choice, as PyTorch's: cell v replaces the running maximum m when larger, or
+ * when it is the window's first NaN, so a NaN input gives a NaN output (and gets the
+ * gradient) instead of being skipped. */
+#define TAKES(v, m) ((v) > (m) || ((v) != (v) && (m) == (m)))
+
 /* Clip the window starting at o*stride - pad to [0, in). */
 static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t in,
                           int64_t *lo, int64_t *hi) {
@@ -34,13 +39,13 @@ static void pool_forward_2x2(const um_window2d *g, const float *xp, float *yp, i
             if (is_max) {
 #pragma omp simd
                 for (int64_t ox = 0; ox < ow; ox++) {
-                    /* as the general loop: from -FLT_MAX, a later cell wins only if
-                     * larger (so NaN cells are skipped) */
+                    /* as the general loop: from -FLT_MAX, a later cell wins if larger
+                     * or the first NaN (which then stays, as in PyTorch) */
                     float m = -FLT_MAX;
-                    m = r0[2 * ox] > m ? r0[2 * ox] : m;
-                    m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
-                    m = r1[2 * ox] > m ? r1[2 * ox] : m;
-                    m = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
+                    m = TAKES(r0[2 * ox], m) ? r0[2 * ox] : m;
+                    m = TAKES(r0[2 * ox + 1], m) ? r0[2 * ox + 1] : m;
+                    m = TAKES(r1[2 * ox], m) ? r1[2 * ox] : m;
+                    m = TAKES(r1[2 * ox + 1], m) ? r1[2 * ox + 1] : m;
                     out[ox] = m;
                 }
             } else {
@@ -53,7 +58,7 @@ static void pool_forward_2x2(const um_window2d *g, const float *xp, float *yp, i
 
 /* The gradient goes to the first maximum of each window (as the general loop) and every
  * other cell gets zero, without branches. */
-/* relu: only windows whose maximum is > 0 pass their gradient on (the ReLU before the
+/* relu: only windows whose maximum is not <= 0 (NaN passes, as through PyTorch's ReLU) pass their gradient on (the ReLU before the
  * pool folded in; x is then the ReLU's output). */
 static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const float *gyp, float *gxp, int relu) {
     const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
@@ -67,13 +72,13 @@ static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const fl
 #pragma omp simd
             for (int64_t ox = 0; ox < ow; ox++) {
                 float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-                int sb = b > a;
+                int sb = TAKES(b, a);
                 float m = sb ? b : a;
-                int sc = c > m;
+                int sc = TAKES(c, m);
                 m = sc ? c : m;
-                int sd = d > m;
+                int sd = TAKES(d, m);
                 m = sd ? d : m;
-                float v = relu && !(m > 0.0f) ? 0.0f : gy[ox];
+                float v = relu && m <= 0.0f ? 0.0f : gy[ox];
                 g1[2 * ox + 1] = sd ? v : 0.0f;
                 g1[2 * ox] = (!sd && sc) ? v : 0.0f;
                 g0[2 * ox + 1] = (!sd && !sc && sb) ? v : 0.0f;
@@ -104,7 +109,7 @@ int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor
                 for (int64_t iy = y0; iy < y1; iy++)
                     for (int64_t ix = x0; ix < x1; ix++) {
                         float v = xi[iy * g->w + ix];
-                        if (v > m) m = v;
+                        if (TAKES(v, m)) m = v;
                     }
                 yi[oy * g->ow + ox] = m;
             }
@@ -135,10 +140,10 @@ static void maxpool_backward_tiled(const um_window2d *g, const float *xp, const 
                 for (int64_t iy = y0; iy < y1; iy++)
                     for (int64_t ix = x0; ix < x1; ix++) {
                         float v = xi[iy * g->w + ix];
-                        if (v > m) { m = v; best = iy * g->w + ix; }
+                        if (TAKES(v, m)) { m = v; best = iy * g->w + ix; }
                         gxi[iy * g->w + ix] = 0.0f;
                     }
-                gxi[best] = relu && !(m > 0.0f) ? 0.0f : gyi[oy * g->ow + ox];
+                gxi[best] = relu && m <= 0.0f ? 0.0f : gyi[oy * g->ow + ox];
             }
         }
     }
@@ -171,9 +176,9 @@ static int maxpool_backward(const um_window2d *g, const um_tensor *x, const um_t
                 for (int64_t iy = y0; iy < y1; iy++)
                     for (int64_t ix = x0; ix < x1; ix++) {
                         float v = xi[iy * g->w + ix];
-                        if (v > m || best < 0) { m = v; best = iy * g->w + ix; }
+                        if (TAKES(v, m) || best < 0) { m = v; best = iy * g->w + ix; }
                     }
-                if (best >= 0 && (!relu || m > 0.0f)) gxi[best] += gyi[oy * g->ow + ox];
+                if (best >= 0 && (!relu || !(m <= 0.0f))) gxi[best] += gyi[oy * g->ow + ox];
             }
         }
     }

@@ -147,7 +147,7 @@ __device__ __forceinline__ float apply_un(int op, float x) {
     case UM_EXP: return expf(x);
     case UM_LOG: return logf(x);
     case UM_SQRT: return sqrtf(x);
-    case UM_RELU: return x > 0 ? x : 0.0f;
+    case UM_RELU: return x <= 0 ? 0.0f : x;   /* NaN stays NaN (PyTorch) */
     case UM_SQUARE: return x * x;
     }
     return 0.0f;

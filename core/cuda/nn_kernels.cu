@@ -5,11 +5,11 @@
 #include "cuda_backend.h"
 
 __global__ void relu_fwd(const float *x, float *y, int64_t n) {
-    UM_CU_FOR(i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    UM_CU_FOR(i, n) y[i] = x[i] <= 0.0f ? 0.0f : x[i];   /* NaN stays NaN (PyTorch) */
 }
 
 __global__ void relu_bwd(const float *x, const float *gy, float *gx, int64_t n) {
-    UM_CU_FOR(i, n) gx[i] = x[i] > 0.0f ? gy[i] : 0.0f;
+    UM_CU_FOR(i, n) gx[i] = x[i] <= 0.0f ? 0.0f : gy[i];
 }
 
 __global__ void add_kernel(const float *a, const float *b, float *o, int64_t n) {

@@ -24,6 +24,10 @@ __device__ __forceinline__ void covering(int64_t i, int64_t stride, int64_t pad,
     if (hi > out) hi = out;
 }
 
+/* Max-pool's choice, as the CPU's (core/cpu/pool.c) and PyTorch's: larger, or the window's
+ * first NaN, which then stays. */
+#define TAKES(v, m) ((v) > (m) || ((v) != (v) && (m) == (m)))
+
 /* Flat index (within the plane) of the window's first maximum, as the CPU's backward picks it. */
 __device__ __forceinline__ int64_t argmax_cell(const float *xi, int64_t w, int64_t y0, int64_t y1, int64_t x0,
                                                int64_t x1) {
@@ -32,7 +36,7 @@ __device__ __forceinline__ int64_t argmax_cell(const float *xi, int64_t w, int64
     for (int64_t iy = y0; iy < y1; iy++)
         for (int64_t ix = x0; ix < x1; ix++) {
             float v = xi[iy * w + ix];
-            if (v > m || best < 0) { m = v; best = iy * w + ix; }
+            if (TAKES(v, m) || best < 0) { m = v; best = iy * w + ix; }
         }
     return best;
 }
@@ -48,7 +52,7 @@ __global__ void maxpool_fwd(um_window2d g, const float *x, float *y) {
         for (int64_t iy = y0; iy < y1; iy++)
             for (int64_t ix = x0; ix < x1; ix++) {
                 float v = xi[iy * g.w + ix];
-                if (v > m) m = v;
+                if (TAKES(v, m)) m = v;
             }
         y[i] = m;
     }

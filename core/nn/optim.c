@@ -106,8 +106,26 @@ int um_adam_new(um_optimizer **out, int n, um_tensor *const *params, um_tensor *
     return UM_OK;
 }
 
+/* Before any parameter is written: one reduction per gradient (um_count_nonfinite). */
+static int check_gradients(um_optimizer *o) {
+    for (int i = 0; i < o->n; i++) {
+        int64_t bad = 0;
+        int rc = um_count_nonfinite(o->grads[i], &bad);
+        if (rc) return rc;
+        if (bad > 0) {
+            o->bad_param = i;
+            return um_fail(UM_ENUMERIC, "step: gradient %d of %d has %lld non-finite values (NaN or infinite) of %lld; "
+                           "no parameter was changed", i + 1, o->n, (long long)bad, (long long)um_numel(o->grads[i]));
+        }
+    }
+    return UM_OK;
+}
+
 int um_optim_step(um_optimizer *o) {
     if (!(o->lr >= 0.0) || !isfinite(o->lr)) return um_fail(UM_EINVAL, "step: learning rate %g is not valid", o->lr);
+    o->bad_param = -1;
+    int crc = check_gradients(o);
+    if (crc) return crc;
     double lr_t = o->lr;
     if (o->kind == UM_OPTIM_ADAM) {
         double t = (double)(o->step + 1);

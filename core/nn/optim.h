@@ -18,6 +18,7 @@ typedef struct um_optimizer {
     int nesterov;
     double beta1, beta2, eps;
     int64_t step;                 /* steps taken so far */
+    int bad_param;                /* after a UM_ENUMERIC step: the index of the gradient at fault */
 } um_optimizer;
 
 /* params[i] and grads[i]: float32, contiguous, same shape and device. Slots start at 0. */
@@ -27,7 +28,9 @@ int um_adam_new(um_optimizer **out, int n, um_tensor *const *params, um_tensor *
                 double beta1, double beta2, double eps);
 void um_optim_free(um_optimizer *o);   /* NULL is fine */
 
-/* One step over every parameter, with the gradients as they are now. */
+/* One step over every parameter, with the gradients as they are now. A gradient holding
+ * NaN or infinity is UM_ENUMERIC (naming it and the count, bad_param set) before any
+ * parameter or slot is written. */
 int um_optim_step(um_optimizer *o);
 
 int um_optim_num_slots(const um_optimizer *o);                 /* 1 (SGD) or 2 (Adam) */

@@ -41,6 +41,7 @@ int um_bootstrap_mmc(const um_tensor *conf, int n_boot, um_generator *g, double 
     double *stats = um_alloc(sizeof *stats * (size_t)n_boot);
     if (!stats) return UM_ENOMEM;
     for (int b = 0; b < n_boot; b++) {
+        if (um_interrupt_requested()) { um_dealloc(stats); return um_fail(UM_EINTR, "bootstrap_mmc: interrupted"); }
         double s = 0;
         for (int64_t i = 0; i < n; i++) s += um_score_at(conf, (int64_t)um_rand_below(g, (uint64_t)n));
         stats[b] = s / (double)n;
@@ -78,6 +79,7 @@ int um_bootstrap_auroc(const um_tensor *conf_in, const um_tensor *conf_out, int 
     qsort(v, (size_t)n, sizeof *v, by_score);
     for (int64_t k = 0; k < n; k++) where[v[k].index] = k;   /* drawn point -> its sorted place */
     for (int b = 0; b < n_boot; b++) {
+        if (um_interrupt_requested()) { rc = um_fail(UM_EINTR, "bootstrap_auroc: interrupted"); goto done; }
         memset(w, 0, sizeof *w * (size_t)n);
         for (int64_t i = 0; i < n_in; i++) w[where[um_rand_below(g, (uint64_t)n_in)]]++;
         for (int64_t i = 0; i < n_out; i++) w[where[n_in + (int64_t)um_rand_below(g, (uint64_t)n_out)]]++;

@@ -1,5 +1,7 @@
 /* PGD on the input of a module tree, entirely in C: per iteration one forward (which also
- * scores the current iterate for the best-point bookkeeping) and one input-only backward. */
+ * scores the current iterate for the best-point bookkeeping) and one input-only backward.
+ * A non-finite input or input gradient is UM_ENUMERIC (never a silent best point), and
+ * an interrupt (um_request_interrupt) stops it between iterations with UM_EINTR. */
 #include <string.h>
 #include "ood/ood_ops.h"
 #include "backend.h"
@@ -65,6 +67,9 @@ int um_pgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_p
     int64_t n = z->size[0], d = um_numel(z) / (n ? n : 1), flat[2] = {n, d};
     um_tensor *zz = NULL, *x = NULL, *best = NULL, *best_obj = NULL, *obj = NULL, *glog = NULL;
     um_tensor *u = NULL, *s = NULL;
+    int64_t bad = 0;
+    if ((rc = um_count_nonfinite(z, &bad))) return rc;
+    if (bad) return um_fail(UM_ENUMERIC, "pgd: the input holds %lld non-finite values (NaN or infinite)", (long long)bad);
     um_module_train(m, 0);
     if ((rc = um_view(&zz, (um_tensor *)z, 2, flat)) || (rc = um_clone(&x, z)) || (rc = um_clone(&best, z)) ||
         (rc = um_tensor_new(&best_obj, UM_FLOAT32, 1, &n, be)) || (rc = um_tensor_new(&obj, UM_FLOAT32, 1, &n, be)))
@@ -79,12 +84,21 @@ int um_pgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_p
     }
     for (int it = 0; it <= cfg->steps; it++) {
         int last = it == cfg->steps;
+        if (um_interrupt_requested()) {
+            rc = um_fail(UM_EINTR, "pgd: interrupted at iteration %d of %d", it, cfg->steps);
+            goto done;
+        }
         if (it == 0 && !cfg->random_start && last) break;   /* no steps: the start was scored */
         if ((rc = score(m, x, cfg->objective, cfg, labels, obj, last ? NULL : &glog))) goto done;
         if ((rc = UM_OOD_CALL(be, keep_best, best, best_obj, x, obj))) goto done;
         if (last) break;
         um_tensor *gx;
-        if ((rc = um_module_backward_input(m, x, glog, &gx))) goto done;
+        if ((rc = um_module_backward_input(m, x, glog, &gx)) || (rc = um_count_nonfinite(gx, &bad))) goto done;
+        if (bad) {
+            rc = um_fail(UM_ENUMERIC, "pgd: the input gradient at iteration %d holds %lld non-finite values (NaN or infinite)",
+                         it + 1, (long long)bad);
+            goto done;
+        }
         if ((rc = UM_OOD_CALL(be, pgd_step, x, gx, z, (float)cfg->step, (float)cfg->eps, cfg->norm))) goto done;
     }
     *x_adv = best;

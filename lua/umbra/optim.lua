@@ -64,7 +64,8 @@ end
 
 --- opt:step() applies one update with the current gradients. A step with no
 --- model:backward since the last one (or since the optimiser was made) warns once: the
---- gradients it applies are stale or zero.
+--- gradients it applies are stale or zero. A gradient holding NaN or infinity is an
+--- error naming the parameter and the count, raised before any parameter is changed.
 function Optimizer:step()
   local count = nn.backward_count()
   if count == self._backwards and not self._warned then
@@ -74,7 +75,14 @@ function Optimizer:step()
                .. "criterion backward, model:backward(x, grad), opt:step()\n")
   end
   rawset(self, "_backwards", count)
-  self._c:step()
+  local ok, err = pcall(self._c.step, self._c)
+  if not ok then
+    -- a non-finite gradient: name the parameter when the list carries names
+    local bad = self._c:get().bad_param
+    local name = bad > 0 and type(self.params.names) == "table" and self.params.names[bad]
+    if name then err = tostring(err):gsub("gradient %d+ of %d+", "the gradient of " .. name, 1) end
+    error(err, 2)
+  end
 end
 
 --- opt:steps() -> number of steps taken (TF's global step for this optimiser)

@@ -126,7 +126,23 @@ end
 --- stats = procedure:step(x, y [, epoch]): one optimiser step on the clean batch (x, y)
 --- (the global batch: with settings.dist each rank passes the same one and trains on its block).
 --- Returns {loss=, loss_clean=, loss_out=, reg=, err=, conf_clean=, conf_noise=, n_noise=}.
+local step_body
+
+--- Any error of a step (a non-finite loss or gradient included, raised before the optimiser
+--- writes anything) names the step: "step 12: ...".
 function Procedure:step(x, y, epoch)
+  local ok, r = pcall(step_body, self, x, y, epoch)
+  if not ok then
+    local msg = tostring(r)
+    if not msg:find("at step %d+") and not msg:find("^step %d+:") then
+      msg = string.format("step %d: %s", self.step_count, msg)
+    end
+    error(msg, 2)
+  end
+  return r
+end
+
+step_body = function(self, x, y, epoch)
   local s, model, d = self.settings, self.model, self.dist
   local n_clean_all = x:size(1)
   local n_noise_all = math.floor(s.at_frac * n_clean_all)
@@ -160,6 +176,14 @@ function Procedure:step(x, y, epoch)
     go = self.out_loss:backward(logits_noise)
     go:mul_(scale_noise)
     grad = umbra.cat({go, gc}, 1)
+  end
+  -- a non-finite loss or gradient stops the step before the optimiser writes anything (with
+  -- dist, the reduced gradients carry it to every rank's optimiser check instead, so that no
+  -- rank stops alone while the others wait in the reduction)
+  local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+  if not d and (not finite(lc) or not finite(lo)) then
+    error(string.format("the loss is %s at step %d (non-finite: %s clean, %s noise); no parameter was changed",
+                        tostring(finite(lc) and lo or lc), self.step_count, tostring(lc), tostring(lo)), 2)
   end
   model:zero_grad()
   model:backward(input, grad, {input_grad = false})   -- the input gradient is not needed

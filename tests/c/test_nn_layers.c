@@ -288,19 +288,31 @@ START_TEST(maxpool_2x2_ties_first_maximum) {
 }
 END_TEST
 
-/* NaN cells never win the forward maximum, on the 2x2 path (4x2 input, tiled) as on the
- * general one (3x3 input, 2x2 `same`): windows [NaN 1; 2 3] -> 3 and [5 NaN; NaN NaN] -> 5. */
-START_TEST(maxpool_skips_nan) {
-    for (int tiled = 0; tiled <= 1; tiled++) {
-        int64_t xs[4] = {1, 1, tiled ? 2 : 3, tiled ? 4 : 3};
+/* NaN propagates as in PyTorch: a window holding NaN gives NaN (the first NaN wins and gets
+ * the gradient), on the 2x2 path (4x2 input, tiled), the general one (3x3 input, 2x2
+ * `same`) and the tiled one (3x3 windows, stride 3): windows [NaN 1; 2 3] -> NaN and
+ * [5 NaN; NaN NaN] -> NaN; a window without NaN is unchanged. */
+START_TEST(maxpool_propagates_nan) {
+    for (int path = 0; path < 3; path++) {
+        int64_t xs[4] = {1, 1, path == 0 ? 2 : 3, path == 0 ? 4 : path == 1 ? 3 : 6};
         float t4[8] = {NAN, 1, 5, NAN, 2, 3, NAN, NAN};
         float t3[9] = {NAN, 1, 5, 2, 3, NAN, -1, -1, -1};
-        um_tensor *x = from(4, xs, tiled ? t4 : t3), *y = NULL;
+        float t6[18] = {1, 2, 3, 4, 5, 6, 7, NAN, 9, 1, 1, 1, 0, 0, 0, 2, 2, 2};
+        um_tensor *x = from(4, xs, path == 0 ? t4 : path == 1 ? t3 : t6), *y = NULL, *gy = NULL, *gx = NULL;
         um_module *m = NULL;
-        ck_ok(um_maxpool2d_new(&m, 2, 2, 2, 2, UM_PAD_SAME));
+        if (path == 2) ck_ok(um_maxpool2d_new(&m, 3, 3, 3, 3, UM_PAD_VALID));
+        else ck_ok(um_maxpool2d_new(&m, 2, 2, 2, 2, UM_PAD_SAME));
         ck_ok(um_module_forward(m, x, &y));
-        ck_assert_float_eq(um_f32(y)[0], 3.0f);
-        ck_assert_float_eq(um_f32(y)[1], 5.0f);
+        ck_assert_msg(isnan(um_f32(y)[0]), "path %d: window 1 gives %g", path, um_f32(y)[0]);
+        if (path < 2) ck_assert_msg(isnan(um_f32(y)[1]), "path %d: window 2 gives %g", path, um_f32(y)[1]);
+        else ck_assert_float_eq(um_f32(y)[1], 6.0f);
+        float g[4] = {10, 20, 30, 40};
+        gy = from(4, y->size, g);
+        ck_ok(um_module_backward(m, x, gy, &gx));
+        /* the first NaN in row order of window 1 took its gradient */
+        int64_t first_nan = path == 2 ? 7 : 0;
+        ck_assert_float_eq(um_f32(gx)[first_nan], 10.0f);
+        um_tensor_release(gy);
         um_module_release(m);
         um_tensor_release(x);
     }
@@ -560,7 +572,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, winograd_matches_direct_reference);
     tcase_add_test(tc, maxpool_same_ignores_padding);
     tcase_add_test(tc, maxpool_2x2_ties_first_maximum);
-    tcase_add_test(tc, maxpool_skips_nan);
+    tcase_add_test(tc, maxpool_propagates_nan);
     tcase_add_test(tc, avgpool_same_divides_by_real_cells);
     tcase_add_test(tc, batchnorm_running_stats_two_steps);
     tcase_add_test(tc, linear_values);

@@ -1,4 +1,4 @@
-/* Thread-local error message and status names for the core, and the interrupt flag. */
+/* Thread-local error message of the core, and the interrupt flag. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -107,9 +107,15 @@ local function has_tostring(v)
   return type(mt) == "table" and mt.__tostring ~= nil
 end
 
-local function scalar_text(v)
+local format
+
+-- a value inside a table: nested tables shown to depth 2 when short, else {...}
+local function scalar_text(v, depth)
   if type(v) == "string" then return string.format("%q", v) end
-  if type(v) == "table" and not has_tostring(v) then return "{...}" end
+  if type(v) == "table" and not has_tostring(v) then
+    local text = depth < 2 and format(v, depth + 1) or nil
+    return text and #text <= 60 and not text:find("\n") and text or "{...}"
+  end
   local s = tostring(v)
   if s:find("\n") then s = s:match("^[^\n]*") .. " ..." end   -- a tensor or module inside a table
   return s
@@ -118,11 +124,14 @@ end
 local MAX_ITEMS = 40
 
 --- repl.format(v) -> text: a table without __tostring as {a, b} (its list part) and
---- key = value pairs (sorted), one level deep; anything else as tostring
-function repl.format(v)
+--- key = value pairs (sorted), nested tables two levels deep when short; anything else
+--- as tostring
+function repl.format(v) return format(v, 1) end
+
+format = function(v, depth)
   if type(v) ~= "table" or has_tostring(v) then return tostring(v) end
   local parts, n = {}, #v
-  for i = 1, math.min(n, MAX_ITEMS) do parts[#parts + 1] = scalar_text(v[i]) end
+  for i = 1, math.min(n, MAX_ITEMS) do parts[#parts + 1] = scalar_text(v[i], depth) end
   local keys = {}
   for k in pairs(v) do
     if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
@@ -133,8 +142,8 @@ function repl.format(v)
   end)
   for i = 1, math.min(#keys, MAX_ITEMS) do
     local k = keys[i]
-    local key = is_name(k) and k or "[" .. scalar_text(k) .. "]"
-    parts[#parts + 1] = key .. " = " .. scalar_text(v[k])
+    local key = is_name(k) and k or "[" .. scalar_text(k, 2) .. "]"
+    parts[#parts + 1] = key .. " = " .. scalar_text(v[k], depth)
   end
   local more = math.max(0, n - MAX_ITEMS) + math.max(0, #keys - MAX_ITEMS)
   if more > 0 then parts[#parts + 1] = string.format("... (%d more)", more) end

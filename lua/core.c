@@ -17,6 +17,7 @@
     X(lua_module)       \
     X(optim)            \
     X(metrics)          \
+    X(scores)           \
     X(detection)        \
     X(certify)          \
     X(apgd)             \

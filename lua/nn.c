@@ -90,6 +90,18 @@ static int l_backward_input(lua_State *L) {
     return 1;
 }
 
+/* output(m) -> the output of m's last forward (a child's too: each module keeps its own),
+ * or nil before any. Like forward's result: the buffer itself, which m then stops reusing. */
+static int l_output(lua_State *L) {
+    um_module *m = check_module(L, 1);
+    if (!m->output || m->in_ndim < 0 || m->forward_failed) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_result(L, m->output, "output");
+    return 1;
+}
+
 static int l_train(lua_State *L) {
     um_module *m = check_module(L, 1);
     um_module_train(m, lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2));
@@ -400,6 +412,7 @@ static int l_loss_backward(lua_State *L) {
 
 static const luaL_Reg module_methods[] = {
     {"forward", l_forward}, {"backward", l_backward}, {"backward_input", l_backward_input},
+    {"output", l_output},
     {"train", l_train}, {"is_training", l_is_training}, {"zero_grad", l_zero_grad},
     {"type", l_type}, {"describe", l_describe}, {"num_children", l_num_children},
     {"child", l_child}, {"child_name", l_child_name}, {"named_tensors", l_named_tensors},

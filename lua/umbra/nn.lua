@@ -310,6 +310,35 @@ function Module:children()
   return out
 end
 
+--- m:find(path) -> the module at path below m ("block_2_0.main.conv1", "fc1", "3"): names
+--- joined by '.', a number for an unnamed child. An unknown step is an error naming the
+--- children there.
+function Module:find(path)
+  if type(path) ~= "string" or path == "" then
+    error("find: path must be a non-empty string like \"fc1\" or \"block_1.main.conv1\", got " .. tostring(path), 2)
+  end
+  local m, walked = self, ""
+  for step in (path .. "."):gmatch("([^.]*)%.") do
+    local c = C.methods.child(m, step)
+    if c == nil and step:match("^%d+$") then c = C.methods.child(m, tonumber(step)) end
+    if c == nil then
+      local names = {}
+      for i = 1, C.methods.num_children(m) do names[i] = C.methods.child_name(m, i) end
+      error(string.format("find: no child '%s' in %s (%s); its children: %s", step,
+                          walked == "" and "the model" or "'" .. walked .. "'", C.methods.type(m),
+                          #names > 0 and table.concat(names, ", ") or "none"), 2)
+    end
+    m, walked = c, walked == "" and step or walked .. "." .. step
+  end
+  return m
+end
+
+--- m:output() -> the output of m's last forward pass, or nil before one; on a child
+--- (m:find("fc1"):output()) an intermediate output of the whole model's last forward,
+--- read without running or copying anything (the module hands over its buffer and makes
+--- a new one at its next forward).
+Module.output = C.methods.output
+
 -- ---- printing ------------------------------------------------------------------------
 
 local function thousands(n)

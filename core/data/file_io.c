@@ -39,10 +39,29 @@ int um_dio_read(gzFile f, const char *path, void *buf, int64_t n, int64_t off, c
     }
     if (got == n) return UM_OK;
     const char *err = stream_error(f, path);
+    int code;
+    gzerror(f, &code);
+    if (code == Z_MEM_ERROR) return um_fail(UM_ENOMEM, "%s: out of memory while decompressing %s", path, what);
     if (err)
         return um_fail(UM_EFORMAT, "%s: corrupt gzip stream (%s) while reading %s at byte %lld", path, err, what, (long long)(off + got));
     return um_fail(UM_EFORMAT, "%s: truncated: expected %s (%lld bytes from byte %lld), found %lld bytes",
                    path, what, (long long)n, (long long)off, (long long)got);
+}
+
+/* zlib skips whatever follows a gzip member when it is not another member: the file must
+ * end with this member's trailer, whose ISIZE is the stream's length modulo 2^32. (A file
+ * of several members is refused too; data sets come as one.) */
+static int check_gzip_tail(const char *path, int64_t end, const char *what) {
+    FILE *t = fopen(path, "rb");
+    unsigned char isize[4];
+    if (!t) return um_fail(UM_EIO, "%s: cannot open (%s)", path, strerror(errno));
+    int ok = fseek(t, -4, SEEK_END) == 0 && fread(isize, 1, 4, t) == 4;
+    fclose(t);
+    uint32_t want = (uint32_t)end, got = (uint32_t)isize[0] | (uint32_t)isize[1] << 8 | (uint32_t)isize[2] << 16 | (uint32_t)isize[3] << 24;
+    if (!ok || got != want)
+        return um_fail(UM_EFORMAT, "%s: unexpected bytes after the gzip stream of %s (trailing garbage, or more than one "
+                       "gzip member): the file must end with the stream's trailer", path, what);
+    return UM_OK;
 }
 
 int um_dio_expect_end(gzFile f, const char *path, int64_t end, const char *what) {
@@ -58,7 +77,13 @@ int um_dio_expect_end(gzFile f, const char *path, int64_t end, const char *what)
     if (more)
         return um_fail(UM_EFORMAT, "%s: %lld unexpected bytes after %s (expected the file to end at byte %lld)",
                        path, (long long)more, what, (long long)end);
-    return UM_OK;
+    /* zlib reports a stream cut inside its 8-byte trailer only as Z_BUF_ERROR, with no error
+     * from gzread */
+    int code;
+    gzerror(f, &code);
+    if (code == Z_BUF_ERROR)
+        return um_fail(UM_EFORMAT, "%s: truncated gzip stream: its end (and checksum) is missing after %s", path, what);
+    return gzdirect(f) ? UM_OK : check_gzip_tail(path, end, what);
 }
 
 int um_dio_size(const char *path, int64_t *size, int *is_gzip) {
@@ -82,4 +107,25 @@ int um_dio_size(const char *path, int64_t *size, int *is_gzip) {
     }
     fclose(f);
     return rc;
+}
+
+int um_dio_check_declared(const char *path, int64_t total, const char *what) {
+    int64_t size;
+    int gz;
+    struct stat st;
+    int rc = um_dio_size(path, &size, &gz);
+    if (rc) return rc;
+    if (!gz && size == total) return UM_OK;
+    if (!gz)
+        return um_fail(UM_EFORMAT, "%s: the header declares %s (%lld bytes with the header), the file has %lld bytes", path,
+                       what, (long long)total, (long long)size);
+    /* deflate expands at most 1032 times; the trailer holds the length modulo 2^32 */
+    if (stat(path, &st) != 0) return um_fail(UM_EIO, "%s: cannot stat (%s)", path, strerror(errno));
+    if ((uint32_t)total == (uint32_t)size && total / 1032 <= (int64_t)st.st_size) return UM_OK;
+    return um_fail(UM_EFORMAT, "%s: the header declares %s (%lld bytes with the header), the gzip trailer says %lld bytes "
+                   "(truncated or damaged file, or a wrong header)", path, what, (long long)total, (long long)size);
+}
+
+int um_dio_no_memory(const char *path, const char *what, int64_t bytes) {
+    return um_fail(UM_ENOMEM, "%s: out of memory for %s (%lld bytes)", path, what, (long long)bytes);
 }

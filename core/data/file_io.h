@@ -18,6 +18,12 @@ int um_dio_expect_end(gzFile f, const char *path, int64_t end, const char *what)
 /* Uncompressed size: the file size of a plain file, the gzip trailer (ISIZE, modulo 2^32)
  * of a gzip file; UM_EIO when it cannot be read. *is_gzip tells which. */
 int um_dio_size(const char *path, int64_t *size, int *is_gzip);
+/* Before allocating what a header declares: total (header included) must be the file's
+ * length (plain), or agree with the gzip trailer's length modulo 2^32 and deflate's
+ * largest ratio (gzip). UM_EFORMAT naming both otherwise. */
+int um_dio_check_declared(const char *path, int64_t total, const char *what);
+/* UM_ENOMEM "<path>: out of memory for <what> (<bytes> bytes)". */
+int um_dio_no_memory(const char *path, const char *what, int64_t bytes);
 /* Big-endian 32-bit integer. */
 static inline uint32_t um_dio_be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];

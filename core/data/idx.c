@@ -54,9 +54,10 @@ static int read_labels(um_dataset *ds, const char *path, int label_min) {
         rc = um_fail(UM_EFORMAT, "%s: expected %lld labels (as many as images), the header says %u", path, (long long)ds->n, head[1]);
         goto done;
     }
-    if (!(raw = um_alloc((size_t)ds->n + 1))) { rc = UM_ENOMEM; goto done; }
     char what[64];
     snprintf(what, sizeof what, "%lld labels", (long long)ds->n);
+    if ((rc = um_dio_check_declared(path, 8 + ds->n, what))) goto done;
+    if (!(raw = um_alloc((size_t)ds->n + 1))) { rc = um_dio_no_memory(path, what, ds->n); goto done; }
     if ((rc = um_dio_read(f, path, raw, ds->n, 8, what))) goto done;
     if ((rc = um_dio_expect_end(f, path, 8 + ds->n, what))) goto done;
     for (int64_t i = 0; i < ds->n; i++) {
@@ -92,10 +93,15 @@ int um_read_idx(um_dataset **out, const char *images_path, const char *labels_pa
         rc = um_fail(UM_EFORMAT, "%s: expected square images to transpose, found %ux%u", images_path, head[2], head[3]);
         goto done;
     }
-    if ((rc = um_dataset_new(&ds, name, head[1], 1, (int)head[2], (int)head[3], num_classes))) goto done;
     int64_t bytes = (int64_t)head[1] * head[2] * head[3];
     char what[96];
     snprintf(what, sizeof what, "%u images of %ux%u pixels", head[1], head[2], head[3]);
+    /* a header claiming 1e8 images must not reserve gigabytes for a small file */
+    if ((rc = um_dio_check_declared(images_path, 16 + bytes, what))) goto done;
+    if ((rc = um_dataset_new(&ds, name, head[1], 1, (int)head[2], (int)head[3], num_classes))) {
+        if (rc == UM_ENOMEM) rc = um_dio_no_memory(images_path, what, bytes);
+        goto done;
+    }
     if ((rc = um_dio_read(f, images_path, ds->pixels, bytes, 16, what))) goto done;
     if ((rc = um_dio_expect_end(f, images_path, 16 + bytes, what))) goto done;
     if (transpose) transpose_images(ds->pixels, ds->n, ds->h);

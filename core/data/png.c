@@ -14,6 +14,11 @@
 #include "data/data.h"
 #include "error.h"
 
+/* Images are resized to the data set's size, so no real one comes near this; a hostile
+ * header declaring 100000x100000 would otherwise ask for 40 GB before decoding. */
+#define PNG_MAX_SIDE 16384
+#define PNG_MAX_PIXELS (1 << 26)
+
 static int is_png_name(const char *name) {
     size_t n = strlen(name);
     return n > 4 && name[0] != '.' && strcasecmp(name + n - 4, ".png") == 0;
@@ -69,13 +74,19 @@ static int load_one(const char *path, uint8_t *dst, int h, int w) {
         png_image_free(&img);
         return rc;
     }
+    if (img.width > PNG_MAX_SIDE || img.height > PNG_MAX_SIDE || (uint64_t)img.width * img.height > PNG_MAX_PIXELS) {
+        int rc = um_fail(UM_EFORMAT, "%s: PNG of %ux%u pixels, larger than this reader's cap (%d per side, %d pixels)", path,
+                         img.width, img.height, PNG_MAX_SIDE, PNG_MAX_PIXELS);
+        png_image_free(&img);
+        return rc;
+    }
     img.format = PNG_FORMAT_RGBA;
     const int sh = (int)img.height, sw = (int)img.width;
     size_t plane = (size_t)sh * sw;
     uint8_t *rgba = um_alloc(plane * 4), *chw = um_alloc(plane * 3);
     int rc = UM_OK;
     if (!rgba || !chw) {
-        rc = UM_ENOMEM;
+        rc = um_fail(UM_ENOMEM, "%s: out of memory for a %dx%d image", path, sw, sh);
     } else if (!png_image_finish_read(&img, NULL, rgba, 0, NULL)) {
         rc = um_fail(UM_EFORMAT, "%s: corrupt PNG image (libpng: %s)", path, img.message);
     } else {

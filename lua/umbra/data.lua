@@ -52,22 +52,32 @@ function data.names()
   return out
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
 local function is_dir(path)
   local f = io.open(path .. "/.", "rb")
   if f then f:close() end
   return f ~= nil
 end
 
--- The existing file base or (unless plain_only) base.gz, or nil.
+-- Whether path can be opened: true; false when it does not exist; false, message for
+-- any other reason (permission, a loop of links...), which must not read as "missing".
+local function probe(path)
+  local f, msg, code = io.open(path, "rb")
+  if f then f:close(); return true end
+  if code == 2 then return false end   -- ENOENT
+  return false, msg
+end
+
+-- The existing file base or (unless plain_only) base.gz; nil when neither exists; nil,
+-- message when one exists but cannot be read.
 local function find(base, plain_only)
-  if exists(base) then return base end
-  if not plain_only and exists(base .. ".gz") then return base .. ".gz" end
+  local ok, err = probe(base)
+  if ok then return base end
+  if err then return nil, err end
+  if not plain_only then
+    ok, err = probe(base .. ".gz")
+    if ok then return base .. ".gz" end
+    if err then return nil, err end
+  end
   return nil
 end
 
@@ -90,6 +100,12 @@ local function locate(name, spec, opts, names)
     local paths = {}
     for i, base in ipairs(names) do paths[i] = find(dir .. "/" .. base, spec.plain_only) end
     if #paths == #names then return paths end
+  end
+  for _, dir in ipairs(dirs) do
+    for _, base in ipairs(names) do
+      local _, err = find(dir .. "/" .. base, spec.plain_only)
+      if err then return nil, string.format("umbra.data: %s %s: cannot read %s", name, opts.split, err) end
+    end
   end
   local missing
   for _, base in ipairs(names) do

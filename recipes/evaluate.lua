@@ -5,6 +5,7 @@
 -- first 1,024 noise points; Adv. Samples (PGD maximising CE with the true label, same
 -- settings); every out-of-distribution set of the training set that is present. Softmax
 -- outputs and labels of every set go to <run>/eval.h5 (read by recipes/analyze.lua).
+-- --scores msp,maxlogit,energy,odin,mahalanobis adds post-hoc scores of clean, noise and OOD sets.
 -- Usage: umbra recipes/evaluate.lua CHECKPOINT [--out DIR] [--n_test N] ...
 -- Under `mpirun -np N` the batches are dealt out to the ranks and gathered in order; every
 -- rank draws every batch's random numbers, so eval.h5 holds the one-process numbers.
@@ -39,6 +40,16 @@ parser:option("--attack", "worst case on the first --worst_n noise points over a
               .. "| suite (docs/worst-case.md)")
 parser:option("--certify", "certified confidence bound on the same points at this eps (may be repeated)")
   :count("*"):convert(tonumber)
+parser:option("--scores", "post-hoc scores on clean, noise and OOD sets: a comma-separated list of "
+              .. "msp,maxlogit,energy,odin,mahalanobis (docs/good-and-scores.md)")
+parser:option("--energy_T", "Energy's temperature", "1"):convert(tonumber)
+parser:option("--odin_T", "ODIN's temperature", "1000"):convert(tonumber)
+parser:option("--odin_eps", "ODIN's input step", "0.0014"):convert(tonumber)
+parser:option("--mahalanobis_layer", "path of Mahalanobis' features (default: the input of the last layer)")
+parser:option("--mahalanobis_eps", "Mahalanobis' input step", "0"):convert(tonumber)
+parser:option("--mahalanobis_n", "training images Mahalanobis is fitted on", "5000"):convert(math.tointeger)
+parser:option("--holdout", "test images held out to fit Mahalanobis when there is no training set", "1000")
+  :convert(math.tointeger)
 parser:flag("--no_adv_noise", "skip Adv. Noise")
 parser:flag("--no_adv_samples", "skip Adv. Samples")
 parser:option("--top", "most confident OOD images kept per set for the picture grid", "64"):convert(math.tointeger)
@@ -59,6 +70,12 @@ if args.attack and not presets[args.attack] then
 end
 for _, e in ipairs(args.certify) do
   if e ~= e or e < 0 then fail("--certify: expected eps >= 0, got " .. tostring(e)) end
+end
+local score_names
+if args.scores then
+  local serr
+  score_names, serr = require("umbra.scores_eval").parse(args.scores)
+  if not score_names then fail(serr) end
 end
 if args.adv_n and args.adv_n < 1 then fail("--adv_n: expected a positive number of points, got " .. args.adv_n) end
 
@@ -103,7 +120,7 @@ end
 -- Run fn(x, y) -> probs (n, K) over a data set's batches (the first `limit` images when
 -- given); concatenate on the CPU. With several ranks, batch b runs on rank (b - 1) mod N;
 -- the others call skip(x, y) (if given) to draw what fn would have drawn.
-local function over_batches(name, ds, fn, limit, skip)
+local function over_batches(name, ds, fn, limit, skip, width)
   local parts, labels, done, mine = {}, {}, 0, {}
   local b = 0
   local total = ds:size()
@@ -126,7 +143,7 @@ local function over_batches(name, ds, fn, limit, skip)
     done = done + x:size(1)
     if dist.is_main() then progress(name, done, total) end
   end
-  return dist.gather_batches(parts, mine, {K}), dist.gather_batches(labels, mine, {})
+  return dist.gather_batches(parts, mine, {width or K}), dist.gather_batches(labels, mine, {})
 end
 
 local function probs_of(x)
@@ -175,7 +192,7 @@ local noise_probs, noise_labels = over_batches("noise", test, function(x)
 end, nil, function(x) noise_batches[#noise_batches + 1] = noise.authors(x, g) end)
 store("noise", noise_probs, zeros_like_labels(noise_labels))
 
-local function over_noise(name, limit, fn, skip)
+local function over_noise(name, limit, fn, skip, width)
   local parts, done, mine = {}, 0, {}
   for b, z in ipairs(noise_batches) do
     if limit and done >= limit then break end
@@ -189,8 +206,37 @@ local function over_noise(name, limit, fn, skip)
     done = done + z:size(1)
     if dist.is_main() then progress(name, done, limit or noise_labels:size(1)) end
   end
-  local p = dist.gather_batches(parts, mine, {K})
+  local p = dist.gather_batches(parts, mine, {width or K})
   return p, umbra.zeros({p:size(1)}, "int64")
+end
+
+-- post-hoc scores: scores/<score>/<set> vectors, Mahalanobis fitted first
+local scorer, score_skip
+local function put(name, t) results.tensors[name] = t end
+if score_names then
+  local se = require "umbra.scores_eval"
+  local fit
+  for _, name in ipairs(score_names) do
+    if name == "mahalanobis" then
+      local ok, train = pcall(data.load, dataset, {split = "train", dir = args.data_dir, limit = args.mahalanobis_n})
+      if not ok then train = nil end
+      local what
+      fit, what = se.fit(model, {train = train, test = test, n = args.mahalanobis_n, holdout = args.holdout,
+                                 layer = args.mahalanobis_layer or se.penultimate(model), num_classes = K,
+                                 device = args.device})
+      results.attrs.scores_fit = what
+      print(what)
+    end
+  end
+  score_skip = fit and fit.holdout or 0
+  scorer = se.scorer(model, score_names, {T = args.energy_T, odin_T = args.odin_T, odin_eps = args.odin_eps,
+                                          maha_eps = args.mahalanobis_eps, fit = fit})
+  local cs = over_batches("scores clean", test, scorer, nil, nil, #score_names)
+  se.store(put, score_names, "clean", cs, score_skip)
+  local ns = over_noise("scores noise", nil, scorer, function() end, #score_names)
+  se.store(put, score_names, "noise", ns)
+  results.attrs.scores = table.concat(score_names, ",")
+  results.attrs.scores_in_skip = score_skip
 end
 
 if not args.no_adv_noise then
@@ -268,6 +314,10 @@ for _, name in ipairs(ood_names) do
     else
       local p, l = over_batches("ood " .. name, ds, function(x) return probs_of(x) end)
       store("ood/" .. name, p, zeros_like_labels(l), top_images(ds, p, args.top))
+      if scorer then
+        local sm = over_batches("scores " .. name, ds, scorer, nil, nil, #score_names)
+        require("umbra.scores_eval").store(put, score_names, "ood_" .. name, sm)
+      end
       print(string.format("%s: mean max confidence %.4f on %d images", name, p:max(2):mean(), p:size(1)))
     end
   else

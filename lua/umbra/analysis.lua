@@ -70,6 +70,7 @@ function analysis.compute(ev, name)
     res.ood[o] = eval.set_metrics(conf_in, res.conf[o])
   end
   res.worst = worst_analysis.compute(ev, conf_in)   -- nil without /noise_worst or bounds
+  res.scores = require("umbra.scores_analysis").compute(ev)   -- nil without --scores groups
   return res
 end
 
@@ -263,6 +264,8 @@ function analysis.markdown(results, names)
   for _, d in ipairs(order) do out[#out + 1] = block(groups[d].results, groups[d].names) end
   local worst = worst_analysis.markdown(results, names)
   if worst ~= "" then out[#out + 1] = worst end
+  local sc = require("umbra.scores_analysis").markdown(results, names)
+  if sc ~= "" then out[#out + 1] = sc end
   return table.concat(out, "\n\n")
 end
 

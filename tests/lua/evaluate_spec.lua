@@ -64,6 +64,48 @@ describe("recipes/evaluate.lua", function()
     end
   end)
 
+  it("--scores writes every score per set and analyze gives one table per score", function()
+    local base = "%s recipes/evaluate.lua %s/checkpoint.h5 --data_dir %s --out %s --n_test 64 --no_adv_noise "
+      .. "--no_adv_samples --worst_n 0 --threads 1 --scores msp,maxlogit,energy,odin,mahalanobis --holdout 16"
+    local fit_out = dir .. "/scores"
+    local out, rc = h.run(string.format(base, exe, h.quote(run), h.quote(data), h.quote(fit_out)))
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("Mahalanobis fitted on the first 256 training images (layer relu3)", 1, true), out)
+    local ev = assert(evalfile.read(fit_out .. "/eval.h5"))
+    for _, name in ipairs{"msp", "maxlogit", "energy", "odin", "mahalanobis"} do
+      local set = assert(ev.sets["scores/" .. name], name)
+      assert.are.equal(64, set.clean:size(1), name)
+      assert.are.equal(64, set.noise:size(1), name)
+      assert.are.equal(48, set.ood_fashion_mnist:size(1), name)
+    end
+    -- MSP is the clean set's max softmax
+    local msp, conf = ev.sets["scores/msp"].clean:to_table(), ev.sets.clean.probs:max(2):to_table()
+    for i = 1, #msp do assert.is_true(math.abs(msp[i] - conf[i]) < 1e-6) end
+    out, rc = h.run(string.format("%s recipes/analyze.lua %s --no_csv", exe, h.quote(fit_out)))
+    assert.are.equal(0, rc, out)
+    for _, head in ipairs{"MSP (max softmax probability)", "MaxLogit (", "Energy (", "ODIN (", "Mahalanobis ("} do
+      assert.truthy(out:find(head, 1, true), head .. " missing in\n" .. out)
+    end
+    assert.truthy(out:find("| fashion_mnist |", 1, true), out)
+
+    -- no training set: the fit takes held-out test images, which leave the in-distribution set
+    local test_only = dir .. "/test_only"
+    os.execute("mkdir -p " .. h.quote(test_only) .. "/mnist && cp " .. h.quote(data) .. "/mnist/t10k* "
+               .. h.quote(test_only) .. "/mnist/")
+    out, rc = h.run(string.format(base, exe, h.quote(run), h.quote(test_only), h.quote(dir .. "/held")))
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("Mahalanobis fitted on the first 16 test images, held out", 1, true), out)
+    ev = assert(evalfile.read(dir .. "/held/eval.h5"))
+    assert.are.equal(48, ev.sets["scores/energy"].clean:size(1))
+  end)
+
+  it("refuses an unknown score", function()
+    local out, rc = h.run(string.format("%s recipes/evaluate.lua %s/checkpoint.h5 --data_dir %s --scores msp,foo",
+                                        exe, h.quote(run), h.quote(data)))
+    assert.are_not.equal(0, rc)
+    assert.truthy(out:find("--scores: unknown score 'foo' (known: msp,maxlogit,energy,odin,mahalanobis)", 1, true), out)
+  end)
+
   it("refuses a bad --adv_n with a message naming it", function()
     local out, rc = h.run(string.format("%s recipes/evaluate.lua %s/checkpoint.h5 --data_dir %s --adv_n 0",
                                         exe, h.quote(run), h.quote(data)))

@@ -102,6 +102,7 @@ int um_gaussian_fit(const um_tensor *features, const um_tensor *labels, int64_t 
     if (!mu || !z || !cov || !inv) rc = UM_ENOMEM;
     if (!rc) rc = centre(features, labels, k, label_base, mu, z);
     if (!rc) {
+        memset(cov, 0, (size_t)(d * d) * sizeof *cov);   /* syrk writes the lower triangle only */
         cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, (int)d, (int)n, 1.0 / (double)n, z, (int)d, 0.0, cov,
                     (int)d);
         for (int64_t i = 0; i < d * d && !rc; i++)

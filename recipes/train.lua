@@ -26,6 +26,10 @@ local parser = argparse("train", "Train a classifier with Plain, CEDA or ACET (H
 parser:option("--dataset", "mnist | fashion_mnist | svhn | cifar10 | cifar100", "mnist")
 parser:option("--model", "lenet | resnet_small (default: lenet for MNIST-like sets, else resnet_small)")
 parser:option("--loss", "noise loss: max_conf | uniform_conf", "max_conf")
+parser:option("--outliers", "Outlier Exposure: draw the out-distribution part from this umbra data set (its training "
+              .. "split, else its test split; e.g. gray_cifar10, lsun_classroom) instead of noise")
+parser:option("--outlier_mix", "with --outliers: the fraction of the out-distribution part that stays noise", "0")
+  :convert(tonumber)
 parser:option("--opt", "adam | momentum (default: adam for MNIST-like sets, else momentum)")
 parser:option("--lr", "initial learning rate (default: 1e-3 with adam, 0.1 with momentum)"):convert(tonumber)
 parser:option("--lmbd", "weight decay: lmbd * sum of squared weights", "0.0005"):convert(tonumber)
@@ -122,6 +126,25 @@ local train_set, terr = data.load(args.dataset, {split = "train", dir = args.dat
 if not train_set then fail(terr or "cannot load the training set") end
 local test_set, err = data.load(args.dataset, {split = "test", dir = args.data_dir, limit = args.n_test})
 if not test_set then fail(err or "cannot load the test set") end
+local outlier_set
+if args.outliers then
+  local C0, H0, W0 = test_set:shape()
+  local oerr
+  for _, split in ipairs{"train", "test"} do
+    local ok, ds, e = pcall(data.load, args.outliers, {split = split, dir = args.data_dir, size = {H0, W0}})
+    if ok and ds then outlier_set = ds; break end
+    oerr = ok and e or ds
+  end
+  if not outlier_set then fail("--outliers: " .. tostring(oerr)) end
+  local c, h, w = outlier_set:shape()
+  if c ~= C0 or h ~= H0 or w ~= W0 then
+    fail(string.format("--outliers: %s images are %dx%dx%d, the model takes %dx%dx%d", args.outliers, c, h, w,
+                       C0, H0, W0))
+  end
+  if not (args.outlier_mix >= 0 and args.outlier_mix <= 1) then
+    fail("--outlier_mix: expected a fraction in [0, 1], got " .. tostring(args.outlier_mix))
+  end
+end
 
 -- the run folder: time stamp, data set and model, short enough to read; the
 -- hyper-parameters are in its config.lua and TensorBoard's text summary "config"
@@ -212,7 +235,9 @@ run:print("%s %s: %s, %d training / %d test images, %d steps per epoch, lr bound
 local proc = train.Procedure(model, opt, {
   at_frac = args.at_frac, pgd_niter = args.pgd_niter, pgd_eps = args.pgd_eps, loss = args.loss,
   lmbd = args.lmbd, decay_params = decay, generator = g,
-  noise_schedule = noise.schedule.authors{frac_perm = args.frac_perm},
+  noise_schedule = outlier_set and noise.schedule.outliers(outlier_set, {
+    mix = args.outlier_mix, noise = noise.schedule.authors{frac_perm = args.frac_perm}})
+    or noise.schedule.authors{frac_perm = args.frac_perm},
   dist = nranks > 1 and {noise = args.noise_streams, sync_bn = args.sync_bn} or nil,
 })
 proc.step_count = step

@@ -57,4 +57,42 @@ function noise.schedule.uniform()
   end
 end
 
+--- Outlier Exposure: n images drawn uniformly with replacement from a data set ds (images
+--- of the clean batch's sample shape), by the step's generator. opts.mix in [0, 1]: that
+--- fraction of the n (rounded) comes from opts.noise (a schedule; default the authors')
+--- instead, placed first.
+function noise.schedule.outliers(ds, opts)
+  opts = opts or {}
+  local mix = opts.mix or 0
+  if type(mix) ~= "number" or mix < 0 or mix > 1 then
+    error("noise.schedule.outliers: mix must be a number in [0, 1], got " .. tostring(mix), 2)
+  end
+  if type(ds) ~= "table" or not ds.get or not ds.size then
+    error("noise.schedule.outliers: expected a data set (umbra.data.load), got " .. type(ds), 2)
+  end
+  local size, shape = ds:size(), {ds:shape()}
+  if size < 1 then error("noise.schedule.outliers: the outlier set is empty", 2) end
+  local base = opts.noise or noise.schedule.authors()
+  return function(ctx)
+    if ctx.n <= 0 then return nil end
+    local want = ctx.clean:size()
+    if want[2] ~= shape[1] or want[3] ~= shape[2] or want[4] ~= shape[3] then
+      error(string.format("noise.schedule.outliers: outlier images are %dx%dx%d, the clean ones %dx%dx%d",
+                          shape[1], shape[2], shape[3], want[2], want[3], want[4]), 2)
+    end
+    local n_noise = math.floor(mix * ctx.n + 0.5)
+    local parts = {}
+    if n_noise > 0 then
+      parts[1] = base{step = ctx.step, epoch = ctx.epoch, clean = ctx.clean, n = n_noise, generator = ctx.generator}
+    end
+    local n_out = ctx.n - n_noise
+    if n_out > 0 then
+      local u, imgs = core.rand({n_out}, ctx.generator):to_table(), {}
+      for i = 1, n_out do imgs[i] = ds:get(math.min(size, math.floor(u[i] * size) + 1)):unsqueeze(1) end
+      parts[#parts + 1] = core.cat(imgs, 1):to(ctx.clean:device())
+    end
+    return #parts == 1 and parts[1] or core.cat(parts, 1)
+  end
+end
+
 return noise

@@ -1,5 +1,6 @@
 # umbra: build the core library, the Lua module and the executable; run the tests.
 # `make` builds; `make test`, `make lint`, `make demo`, `make memcheck`, `make asan`, `make bench`,
+# `make fuzz FUZZ_SECONDS=60` (libFuzzer, needs clang),
 # `make install PREFIX=...`, `make clean`. Missing Debian packages are installed by
 # scripts/install-deps (as root) or named with the command to run.
 
@@ -91,8 +92,12 @@ LIB := $(BUILD)/libumbra.a
 CORE_SO := $(BUILD)/lua/umbra/core.so
 EXE := $(BUILD)/umbra
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/check_main.c,$(wildcard tests/c/test_*.c)))
+# The fuzz entry points (tests/fuzz/): replayed over their committed corpora as a C suite.
+FUZZ_SRC := $(filter-out tests/fuzz/libfuzzer.c tests/fuzz/replay.c,$(wildcard tests/fuzz/*.c))
+FUZZ_REPLAY := $(BUILD)/tests/test_fuzz_replay
+C_TESTS += $(FUZZ_REPLAY)
 
-.PHONY: check-layers all test test-c test-lua lint docs memcheck asan demo bench install clean help
+.PHONY: check-layers all test test-c test-lua lint docs memcheck asan fuzz fuzz-bins demo bench install clean help
 all: $(LIB) $(FOLDER_LIBS) $(ENGINE_LIB) $(CORE_SO) $(EXE) $(CUDA_SO)
 
 # Header dependencies come from the compiler (-MMD -MP), one .d file beside each object.
@@ -139,6 +144,26 @@ $(CUDA_SO): $(CUDA_OBJ)
 $(BUILD)/tests/%: tests/c/%.c tests/c/check_main.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -Itests/c -o $@ $< $(WHOLE_LIB) $(CHECK_LIBS) $(LDLIBS) -Wl,-E -ldl
+
+$(FUZZ_REPLAY): tests/fuzz/replay.c $(FUZZ_SRC) tests/fuzz/fuzz.h tests/c/check_main.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -Itests/c -Itests/fuzz -o $@ tests/fuzz/replay.c $(FUZZ_SRC) $(WHOLE_LIB) $(CHECK_LIBS) $(LDLIBS) -Wl,-E -ldl
+
+# libFuzzer binaries, one per target (build-fuzz/fuzz/<target>), from a clang build of the
+# library with ASan and UBSan; `make fuzz` runs each for FUZZ_SECONDS (scripts/run-fuzz).
+FUZZ_TARGETS := idx cifar svhn png h5 h5_resealed tfckpt sstable
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: tests/fuzz/libfuzzer.c $(FUZZ_SRC) tests/fuzz/fuzz.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz -DUM_FUZZ_ENTRY=um_fuzz_$* -o $@ tests/fuzz/libfuzzer.c $(FUZZ_SRC) $(LIB) $(LDLIBS)
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang with libFuzzer ($(FUZZ_CC) not found; Debian: apt-get install clang)"; exit 1; }
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1" EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN) -Wno-pass-failed -Wno-unknown-attributes" EXTRA_LDFLAGS="$(FUZZ_SAN)" fuzz-bins
+	scripts/run-fuzz build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The engine alone (base + nn + cpu), linked without HDF5, matio, libpng or Lua.
 ENGINE_LIBS := $(shell pkg-config --libs openblas 2>/dev/null) -lgomp -lm -lpthread
@@ -194,7 +219,7 @@ install: all
 	install -m 755 $(wildcard recipes/paper/*.sh) $(DESTDIR)$(PREFIX)/share/umbra/recipes/paper/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 help:
 	@sed -n '1,5p' Makefile

@@ -2,10 +2,12 @@
  * 32x32x3xN uint8 array in MATLAB's column-major order (row, column, channel, image),
  * y an N-vector of labels 1..10 where 10 stands for the digit 0. matio's own log lines
  * are caught so that its reason ends up in our message instead of on stderr. */
+#include <math.h>
 #include <matio.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "data/data.h"
 #include "error.h"
 
@@ -85,19 +87,47 @@ static int fill(um_dataset *ds, const char *path, const matvar_t *x, const matva
     return UM_OK;
 }
 
+/* Before matio allocates what variable var declares (a damaged header could ask for
+ * hundreds of GB): its size must fit in the file, allowing for deflate's largest ratio
+ * (1032:1) since v5 variables and v7.3 datasets may be compressed. A variable matio
+ * cannot describe is left to Mat_VarRead, which names the failure. */
+static int check_declared(const char *path, mat_t *mat, const char *var, int64_t file_size) {
+    matvar_t *info = Mat_VarReadInfo(mat, var);
+    if (!info) return UM_OK;
+    size_t elems = 1;
+    int overflow = 0;
+    for (int d = 0; d < info->rank; d++)
+        if (info->dims[d] && elems > SIZE_MAX / info->dims[d]) overflow = 1;
+        else elems *= info->dims[d];
+    size_t elem = Mat_SizeOfClass(info->class_type) * (info->isComplex ? 2 : 1);
+    if (elem && elems > SIZE_MAX / elem) overflow = 1;
+    double bytes = (double)elems * (double)elem;
+    char got[160];
+    describe(info, got, sizeof got);
+    Mat_VarFree(info);
+    if (overflow || bytes > 1032.0 * (double)file_size + 4096)
+        return um_fail(UM_EFORMAT, "%s: variable %s declares %s (%.0f bytes), more than a %lld-byte file can hold even compressed",
+                       path, var, got, overflow ? INFINITY : bytes, (long long)file_size);
+    return UM_OK;
+}
+
 int um_read_svhn(um_dataset **out, const char *path, const char *name) {
     pthread_once(&log_once, install_log);
     matio_message[0] = '\0';
     char why[300];
     FILE *probe = fopen(path, "rb");
     if (!probe) return um_fail(UM_EIO, "%s: cannot open", path);
+    struct stat st;
+    int64_t file_size = fstat(fileno(probe), &st) == 0 ? (int64_t)st.st_size : 0;
     fclose(probe);
     mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
     if (!mat) return um_fail(UM_EFORMAT, "%s: not a MATLAB .mat file%s", path, matio_reason(why, sizeof why));
+    int rc = check_declared(path, mat, "X", file_size);
+    if (!rc) rc = check_declared(path, mat, "y", file_size);
+    if (rc) { Mat_Close(mat); return rc; }
     matvar_t *x = Mat_VarRead(mat, "X"), *y = x ? Mat_VarRead(mat, "y") : NULL;
     um_dataset *ds = NULL;
     size_t n = 0;
-    int rc;
     if (!x || !y)
         rc = um_fail(UM_EFORMAT, "%s: expected variables X and y (SVHN cropped digits); could not read %s: missing, truncated or corrupt%s",
                      path, x ? "y" : "X", matio_reason(why, sizeof why));

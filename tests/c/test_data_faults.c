@@ -1,7 +1,10 @@
 /* Readers under hostile files (issue "trust under faults", items 8-9): a gzip stream whose
  * 8-byte trailer is cut or that is followed by garbage is refused; an IDX header claiming
  * far more images than its file holds is refused before its 1.6 GB are reserved; a PNG
- * declaring 100000x100000 pixels is refused by the stated cap (before: 40 GB asked for). */
+ * declaring 100000x100000 pixels is refused by the stated cap (before: 40 GB asked for); an
+ * SVHN .mat declaring 307 GB is refused before matio allocates it. */
+#define _GNU_SOURCE  /* memmem */
+#include <matio.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -123,6 +126,43 @@ START_TEST(png_over_the_cap_refused) {
 }
 END_TEST
 
+/* Found by the svhn fuzz target: a .mat whose X declares 32x32x3x100000000 (307 GB) made
+ * matio try to allocate it (under ASan: an abort) before any check. */
+START_TEST(svhn_declared_size_checked_before_allocating) {
+    mat_t *mat = Mat_CreateVer(paths[0], NULL, MAT_FT_MAT5);
+    ck_assert_ptr_nonnull(mat);
+    uint8_t x[3072] = {0};
+    double y = 1;
+    size_t dx[4] = {32, 32, 3, 1}, dy[2] = {1, 1};
+    matvar_t *vx = Mat_VarCreate("X", MAT_C_UINT8, MAT_T_UINT8, 4, dx, x, 0);
+    matvar_t *vy = Mat_VarCreate("y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dy, &y, 0);
+    ck_assert_int_eq(Mat_VarWrite(mat, vx, MAT_COMPRESSION_NONE), 0);
+    ck_assert_int_eq(Mat_VarWrite(mat, vy, MAT_COMPRESSION_NONE), 0);
+    Mat_VarFree(vx);
+    Mat_VarFree(vy);
+    Mat_Close(mat);
+    um_dataset *ds = NULL;
+    ck_ok(um_read_svhn(&ds, paths[0], "svhn"));
+    um_dataset_free(ds);
+    /* the dimensions array of X: int32 32, 32, 3, 1; make the last one 1e8 */
+    FILE *f = fopen(paths[0], "r+b");
+    ck_assert_ptr_nonnull(f);
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    const int32_t dims[4] = {32, 32, 3, 1};
+    uint8_t *at = memmem(buf, n, dims, sizeof dims);
+    ck_assert_ptr_nonnull(at);
+    int32_t big = 100000000;
+    fseek(f, (long)(at - buf) + 12, SEEK_SET);
+    ck_assert_int_eq(fwrite(&big, 4, 1, f), 1);
+    fclose(f);
+    ds = NULL;
+    ck_fails(um_read_svhn(&ds, paths[0], "svhn"), UM_EFORMAT);
+    ck_assert_ptr_null(ds);
+    ck_assert_msg(strstr(um_last_error(), "declares 32x32x3x100000000 uint8"), "message: %s", um_last_error());
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("data_faults");
     TCase *tc = tcase_create("faults");
@@ -130,6 +170,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, gzip_trailer_cut_and_trailing_garbage_refused);
     tcase_add_test(tc, idx_declared_count_checked_before_allocating);
     tcase_add_test(tc, png_over_the_cap_refused);
+    tcase_add_test(tc, svhn_declared_size_checked_before_allocating);
     suite_add_tcase(s, tc);
     return s;
 }

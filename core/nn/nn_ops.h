@@ -115,7 +115,10 @@ struct um_nn_ops {
 const struct um_nn_ops *um_nn_kernels(const um_backend *be);
 /* Calls nn kernel k of backend be, or fails with UM_ENOTIMPL naming the kernel and the
  * backend when be lacks it: no entry is ever called as NULL. */
-#define UM_NN_CALL(be, k, ...) \
-    (um_nn_kernels(be)->k ? um_nn_kernels(be)->k(__VA_ARGS__) : um_kernel_missing((be), #k))
+#define UM_NN_CALL(be, k, ...)                                                          \
+    ({                                                                                \
+        const struct um_nn_ops *table_ = um_nn_kernels(be); /* asked of the backend once */ \
+        table_->k ? table_->k(__VA_ARGS__) : um_kernel_missing((be), #k);              \
+    })
 
 #endif

@@ -51,7 +51,10 @@ struct um_ood_ops {
 /* The ood table of backend be; an empty table when be has none. */
 const struct um_ood_ops *um_ood_kernels(const um_backend *be);
 /* Calls ood kernel k of backend be, or fails with UM_ENOTIMPL naming kernel and backend. */
-#define UM_OOD_CALL(be, k, ...) \
-    (um_ood_kernels(be)->k ? um_ood_kernels(be)->k(__VA_ARGS__) : um_kernel_missing((be), #k))
+#define UM_OOD_CALL(be, k, ...)                                                          \
+    ({                                                                                \
+        const struct um_ood_ops *table_ = um_ood_kernels(be); /* asked of the backend once */ \
+        table_->k ? table_->k(__VA_ARGS__) : um_kernel_missing((be), #k);              \
+    })
 
 #endif

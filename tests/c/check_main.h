@@ -1,5 +1,5 @@
 /* Shared main() for the Check suites: each test file defines make_suite() and includes
- * this header last. Also a few helpers every suite uses. */
+ * this header last. Also a few helpers every suite uses (checks, small tensors). */
 #ifndef UM_CHECK_MAIN_H
 #define UM_CHECK_MAIN_H
 #include <check.h>
@@ -11,6 +11,27 @@
 #define ck_ok(expr) do { int rc_ = (expr); ck_assert_msg(rc_ == UM_OK, "%s -> %d: %s", #expr, rc_, um_last_error()); } while (0)
 #define ck_fails(expr, code) do { int rc_ = (expr); ck_assert_msg(rc_ == (code), "%s -> %d, expected %d (%s)", #expr, rc_, (code), um_last_error()); } while (0)
 #define ck_close(a, b, tol) ck_assert_msg(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g (tol %g)", #a, (double)(a), (double)(b), (double)(tol))
+
+/* Small CPU tensors filled from C arrays (new references; n may be 0). */
+static inline um_tensor *ck_vec(int64_t n, const float *v) {
+    um_tensor *t;
+    ck_ok(um_tensor_new(&t, UM_FLOAT32, 1, &n, NULL));
+    if (n) memcpy(um_f32(t), v, sizeof(float) * (size_t)n);
+    return t;
+}
+static inline um_tensor *ck_mat(int64_t n, int64_t k, const float *v) {
+    um_tensor *t;
+    int64_t s[2] = {n, k};
+    ck_ok(um_tensor_new(&t, UM_FLOAT32, 2, s, NULL));
+    if (n * k > 0) memcpy(um_f32(t), v, sizeof(float) * (size_t)(n * k));
+    return t;
+}
+static inline um_tensor *ck_longs(int64_t n, const int64_t *v) {
+    um_tensor *t;
+    ck_ok(um_tensor_new(&t, UM_INT64, 1, &n, NULL));
+    if (n) memcpy(um_i64(t), v, sizeof(int64_t) * (size_t)n);
+    return t;
+}
 
 Suite *make_suite(void);
 

@@ -6,14 +6,6 @@
 #include "ood/detection.h"
 #include "ood/metrics.h"
 
-static um_tensor *vec(int n, const float *v) {
-    um_tensor *t;
-    int64_t s = n;
-    ck_ok(um_tensor_new(&t, UM_FLOAT32, 1, &s, NULL));
-    if (n) memcpy(um_f32(t), v, sizeof(float) * (size_t)n);
-    return t;
-}
-
 static void contains(const char *text) {
     ck_assert_msg(strstr(um_last_error(), text) != NULL, "error '%s' lacks '%s'", um_last_error(), text);
 }
@@ -21,7 +13,7 @@ static void contains(const char *text) {
 static const float in3[3] = {0.9f, 0.8f, 0.5f}, out2[2] = {0.5f, 0.1f};
 
 START_TEST(worked_example) {
-    um_tensor *a = vec(3, in3), *b = vec(2, out2);
+    um_tensor *a = ck_vec(3, in3), *b = ck_vec(2, out2);
     double v, tau;
     ck_ok(um_auroc(a, b, &v));
     ck_close(v, 5.5 / 6, 1e-15);                 /* the tie counts half */
@@ -52,7 +44,7 @@ START_TEST(random_against_brute_force) {
         float vi[40], vo[40];
         for (int i = 0; i < ni; i++) vi[i] = (float)um_rand_below(&g, 8) / 8;
         for (int j = 0; j < no; j++) vo[j] = (float)um_rand_below(&g, 8) / 8;
-        um_tensor *a = vec(ni, vi), *b = vec(no, vo);
+        um_tensor *a = ck_vec(ni, vi), *b = ck_vec(no, vo);
         int64_t gt = 0;
         for (int i = 0; i < ni; i++)
             for (int j = 0; j < no; j++) gt += vi[i] > vo[j];
@@ -85,7 +77,7 @@ START_TEST(bootstrap_matches_recomputation) {
     um_generator_init(&g, 3);
     for (int i = 0; i < NI; i++) vi[i] = 0.5f + (float)um_rand_below(&g, 10) / 20;
     for (int j = 0; j < NO; j++) vo[j] = (float)um_rand_below(&g, 14) / 20;
-    um_tensor *a = vec(NI, vi), *b = vec(NO, vo), *s, *m;
+    um_tensor *a = ck_vec(NI, vi), *b = ck_vec(NO, vo), *s, *m;
     double lo, hi, lo2, hi2, auc, stats[B], means[B];
     um_generator g1, g2;
     um_generator_init(&g1, 11);
@@ -94,13 +86,13 @@ START_TEST(bootstrap_matches_recomputation) {
     for (int k = 0; k < B; k++) {
         for (int i = 0; i < NI; i++) ri[i] = vi[um_rand_below(&g2, NI)];
         for (int j = 0; j < NO; j++) ro[j] = vo[um_rand_below(&g2, NO)];
-        um_tensor *x = vec(NI, ri), *y = vec(NO, ro);
+        um_tensor *x = ck_vec(NI, ri), *y = ck_vec(NO, ro);
         ck_ok(um_auroc(x, y, &stats[k]));
         um_tensor_release(x); um_tensor_release(y);
     }
     float f[B];
     for (int k = 0; k < B; k++) f[k] = (float)stats[k];
-    s = vec(B, f);
+    s = ck_vec(B, f);
     ck_ok(um_percentile(s, 2.5, &lo2));
     ck_ok(um_percentile(s, 97.5, &hi2));
     ck_assert(lo == lo2 && hi == hi2);
@@ -116,12 +108,12 @@ START_TEST(bootstrap_matches_recomputation) {
         f[k] = (float)(t / NI);
         means[k] = f[k];
     }
-    m = vec(B, f);
+    m = ck_vec(B, f);
     ck_ok(um_percentile(m, 2.5, &lo2));
     ck_ok(um_percentile(m, 97.5, &hi2));
     ck_assert(lo == lo2 && hi == hi2 && means[0] > 0);
     float c[4] = {0.25f, 0.25f, 0.25f, 0.25f};
-    um_tensor *ct = vec(4, c);
+    um_tensor *ct = ck_vec(4, c);
     ck_ok(um_bootstrap_mmc(ct, 10, &g1, &lo, &hi));
     ck_assert(lo == 0.25 && hi == 0.25);
     ck_fails(um_bootstrap_mmc(ct, 1, &g1, &lo, &hi), UM_EINVAL);
@@ -134,7 +126,7 @@ END_TEST
 
 START_TEST(sandwich_orders_and_checks) {
     float clean[2] = {0.5f, 0.1f}, attack[2] = {0.85f, 0.6f}, bound[2] = {1.0f, 0.95f};
-    um_tensor *in = vec(3, in3), *c = vec(2, clean), *a = vec(2, attack), *u = vec(2, bound);
+    um_tensor *in = ck_vec(3, in3), *c = ck_vec(2, clean), *a = ck_vec(2, attack), *u = ck_vec(2, bound);
     um_sandwich s;
     ck_ok(um_sandwich_aucs(in, c, a, u, 0, &s));
     ck_close(s.auc, 5.0 / 6, 1e-15);
@@ -144,15 +136,15 @@ START_TEST(sandwich_orders_and_checks) {
     ck_ok(um_sandwich_aucs(in, NULL, a, NULL, 0, &s));
     ck_assert(isnan(s.auc) && isnan(s.gauc));
     float low[2] = {1.0f, 0.55f};       /* point 1: attack 0.6 above its bound 0.55 */
-    um_tensor *l = vec(2, low);
+    um_tensor *l = ck_vec(2, low);
     ck_fails(um_sandwich_aucs(in, c, a, l, 0, &s), UM_ENUMERIC);
     contains("sandwich: point 2 of 2: the attack's confidence 0.600000024 exceeds the certified bound 0.550000012");
     ck_ok(um_sandwich_aucs(in, c, a, l, 0.1, &s));   /* within the tolerance */
     float weak[2] = {0.4f, 0.6f};       /* point 0: the attack found less than the clean point */
-    um_tensor *w = vec(2, weak);
+    um_tensor *w = ck_vec(2, weak);
     ck_fails(um_sandwich_aucs(in, c, w, u, 0, &s), UM_ENUMERIC);
     contains("point 1 of 2: the attack's confidence 0.400000006 is below the clean one 0.5");
-    um_tensor *one = vec(1, bound);
+    um_tensor *one = ck_vec(1, bound);
     ck_fails(um_sandwich_aucs(in, c, a, one, 0, &s), UM_EINVAL);
     contains("sandwich: clean, attack and bound need one value per point, got 2, 2 and 1");
     um_tensor_release(in); um_tensor_release(c); um_tensor_release(a); um_tensor_release(u);
@@ -162,7 +154,7 @@ END_TEST
 
 START_TEST(errors_name_the_input) {
     float nanv[2] = {0.5f, NAN};
-    um_tensor *a = vec(3, in3), *n = vec(2, nanv), *e = vec(0, in3);
+    um_tensor *a = ck_vec(3, in3), *n = ck_vec(2, nanv), *e = ck_vec(0, in3);
     double v;
     ck_fails(um_aupr_out(a, n, &v), UM_ENUMERIC);
     contains("aupr_out: conf_out[1] is NaN");

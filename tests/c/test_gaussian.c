@@ -4,22 +4,6 @@
 #include "check_main.h"
 #include "ood/gaussian.h"
 
-static um_tensor *mat(int n, int k, const float *v) {
-    um_tensor *t;
-    int64_t s[2] = {n, k};
-    ck_ok(um_tensor_new(&t, UM_FLOAT32, 2, s, NULL));
-    memcpy(um_f32(t), v, sizeof(float) * (size_t)(n * k));
-    return t;
-}
-
-static um_tensor *longs(int n, const int64_t *v) {
-    um_tensor *t;
-    int64_t s = n;
-    ck_ok(um_tensor_new(&t, UM_INT64, 1, &s, NULL));
-    memcpy(um_i64(t), v, sizeof(int64_t) * (size_t)n);
-    return t;
-}
-
 /* classes {(0,0), (2,2)} and {(4,0), (4,2)}: means (1,1), (4,1); covariance
  * [[0.5, 0.5], [0.5, 1]]; precision [[4, -2], [-2, 2]] */
 static const float X[8] = {0, 0, 2, 2, 4, 0, 4, 2};
@@ -40,11 +24,11 @@ static void check_fit(um_tensor *f, um_tensor *y) {
 }
 
 START_TEST(hand_values) {
-    um_tensor *f = mat(4, 2, X), *y = longs(4, Y), *ft;
+    um_tensor *f = ck_mat(4, 2, X), *y = ck_longs(4, Y), *ft;
     check_fit(f, y);
     /* the same features as the transpose of a (2, 4) matrix: strided rows */
     const float xt[8] = {0, 2, 4, 4, 0, 2, 0, 2};
-    um_tensor *g = mat(2, 4, xt);
+    um_tensor *g = ck_mat(2, 4, xt);
     ck_ok(um_transpose(&ft, g, 0, 1));
     check_fit(ft, y);
     um_tensor_release(f); um_tensor_release(y); um_tensor_release(g); um_tensor_release(ft);
@@ -53,7 +37,7 @@ END_TEST
 
 START_TEST(singular_gets_a_ridge) {
     const float x[8] = {0, 1, 2, 1, 4, 1, 5, 1};   /* the second feature is constant */
-    um_tensor *f = mat(4, 2, x), *y = longs(4, Y), *mu, *p;
+    um_tensor *f = ck_mat(4, 2, x), *y = ck_longs(4, Y), *mu, *p;
     double ridge = 0;
     ck_ok(um_gaussian_fit(f, y, 2, 0, &mu, &p, &ridge));
     ck_assert(ridge > 0);
@@ -63,7 +47,7 @@ START_TEST(singular_gets_a_ridge) {
 END_TEST
 
 START_TEST(bad_inputs_named) {
-    um_tensor *f = mat(4, 2, X), *y = longs(4, Y), *mu = NULL, *p = NULL;
+    um_tensor *f = ck_mat(4, 2, X), *y = ck_longs(4, Y), *mu = NULL, *p = NULL;
     ck_fails(um_gaussian_fit(f, y, 3, 0, &mu, &p, NULL), UM_EINVAL);
     ck_assert(strstr(um_last_error(), "class 2 has no example") != NULL);
     ck_fails(um_gaussian_fit(f, y, 2, 1, &mu, &p, NULL), UM_EINVAL);
@@ -71,7 +55,7 @@ START_TEST(bad_inputs_named) {
     ck_fails(um_gaussian_fit(y, y, 2, 0, &mu, &p, NULL), UM_EINVAL);
     ck_assert(strstr(um_last_error(), "features must be float32 (n, D)") != NULL);
     const float nan[8] = {0, 0, NAN, 2, 4, 0, 4, 2};
-    um_tensor *fn = mat(4, 2, nan);
+    um_tensor *fn = ck_mat(4, 2, nan);
     ck_fails(um_gaussian_fit(fn, y, 2, 0, &mu, &p, NULL), UM_ENUMERIC);
     ck_assert(mu == NULL && p == NULL);
     um_tensor_release(f); um_tensor_release(y); um_tensor_release(fn);
@@ -79,7 +63,7 @@ START_TEST(bad_inputs_named) {
 END_TEST
 
 START_TEST(allocation_failures_leak_nothing) {
-    um_tensor *f = mat(4, 2, X), *y = longs(4, Y);
+    um_tensor *f = ck_mat(4, 2, X), *y = ck_longs(4, Y);
     int64_t before = um_live_bytes();
     for (int k = 1; k < 20; k++) {
         um_tensor *mu = NULL, *p = NULL;

@@ -4,32 +4,8 @@
 #include "check_main.h"
 #include "ood/metrics.h"
 
-static um_tensor *vec(int n, const float *v) {
-    um_tensor *t;
-    int64_t s = n;
-    ck_ok(um_tensor_new(&t, UM_FLOAT32, 1, &s, NULL));
-    if (n) memcpy(um_f32(t), v, sizeof(float) * (size_t)n);
-    return t;
-}
-
-static um_tensor *mat(int n, int k, const float *v) {
-    um_tensor *t;
-    int64_t s[2] = {n, k};
-    ck_ok(um_tensor_new(&t, UM_FLOAT32, 2, s, NULL));
-    memcpy(um_f32(t), v, sizeof(float) * (size_t)(n * k));
-    return t;
-}
-
-static um_tensor *longs(int n, const int64_t *v) {
-    um_tensor *t;
-    int64_t s = n;
-    ck_ok(um_tensor_new(&t, UM_INT64, 1, &s, NULL));
-    memcpy(um_i64(t), v, sizeof(int64_t) * (size_t)n);
-    return t;
-}
-
 static double auroc_of(int n_in, const float *in, int n_out, const float *out) {
-    um_tensor *a = vec(n_in, in), *b = vec(n_out, out);
+    um_tensor *a = ck_vec(n_in, in), *b = ck_vec(n_out, out);
     double auc = -1;
     ck_ok(um_auroc(a, b, &auc));
     um_tensor_release(a);
@@ -43,7 +19,7 @@ static void contains(const char *text) {
 
 START_TEST(max_conf_rows) {
     float p[6] = {0.1f, 0.7f, 0.2f, 0.5f, 0.25f, 0.25f};
-    um_tensor *probs = mat(2, 3, p), *c, *pt, *ct;
+    um_tensor *probs = ck_mat(2, 3, p), *c, *pt, *ct;
     ck_ok(um_max_conf(&c, probs));
     ck_assert_int_eq(c->size[0], 2);
     ck_assert(um_f32(c)[0] == 0.7f && um_f32(c)[1] == 0.5f);
@@ -58,7 +34,7 @@ END_TEST
 
 START_TEST(mmc_mean) {
     float v[3] = {0.5f, 1.0f, 0.75f};
-    um_tensor *c = vec(3, v), *e = vec(0, v);
+    um_tensor *c = ck_vec(3, v), *e = ck_vec(0, v);
     double m;
     ck_ok(um_mmc(c, &m));
     ck_close(m, 0.75, 1e-12);
@@ -95,7 +71,7 @@ START_TEST(auroc_matches_pair_count) {
         for (int j = 0; j < NO; j++) pairs += in[i] > out[j] ? 1.0 : in[i] == out[j] ? 0.5 : 0.0;
     ck_close(auroc_of(NI, in, NO, out), pairs / (NI * NO), 1e-12);
     /* and the trapezoidal area under the ROC points is the same number (sklearn's route) */
-    um_tensor *a = vec(NI, in), *b = vec(NO, out), *f, *t, *th;
+    um_tensor *a = ck_vec(NI, in), *b = ck_vec(NO, out), *f, *t, *th;
     ck_ok(um_roc_curve(a, b, &f, &t, &th));
     double area = 0;
     for (int64_t k = 1; k < f->size[0]; k++)
@@ -107,14 +83,14 @@ END_TEST
 
 START_TEST(auroc_errors) {
     float v[2] = {0.5f, NAN};
-    um_tensor *a = vec(1, v), *nan = vec(2, v), *e = vec(0, v);
+    um_tensor *a = ck_vec(1, v), *nan = ck_vec(2, v), *e = ck_vec(0, v);
     double auc;
     ck_fails(um_auroc(a, e, &auc), UM_EINVAL);
     contains("auroc: conf_out is empty");
     ck_fails(um_auroc(nan, a, &auc), UM_ENUMERIC);
     contains("auroc: conf_in[1] is NaN");
     int64_t l[1] = {1};
-    um_tensor *lab = longs(1, l);
+    um_tensor *lab = ck_longs(1, l);
     ck_fails(um_auroc(lab, a, &auc), UM_EINVAL);
     contains("auroc: conf_in must be float32, got int64");
     um_tensor_release(a); um_tensor_release(nan); um_tensor_release(e); um_tensor_release(lab);
@@ -122,7 +98,7 @@ START_TEST(auroc_errors) {
 END_TEST
 
 static double pct(int n, const float *v, double q) {
-    um_tensor *t = vec(n, v);
+    um_tensor *t = ck_vec(n, v);
     double r = -1;
     ck_ok(um_percentile(t, q, &r));
     um_tensor_release(t);
@@ -147,7 +123,7 @@ START_TEST(percentile_numpy_linear) {
     ck_close(pct(10000, big, 5), 499.95, 1e-9);  /* index 499.95 */
     float tie[5] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
     ck_close(pct(5, tie, 5), 0.5, 0);
-    um_tensor *t = vec(4, x);
+    um_tensor *t = ck_vec(4, x);
     double v;
     ck_fails(um_percentile(t, 101, &v), UM_EINVAL);
     contains("percentile: q must be in [0, 100], got 101");
@@ -158,7 +134,7 @@ END_TEST
 START_TEST(fpr_at_95) {
     float in[21], out[5] = {0.0f, 0.04f, 0.05f, 0.06f, 1.0f};
     for (int i = 0; i <= 20; i++) in[i] = (float)i / 20.0f;
-    um_tensor *a = vec(21, in), *b = vec(5, out);
+    um_tensor *a = ck_vec(21, in), *b = ck_vec(5, out);
     double fpr, tau;
     ck_ok(um_fpr_at_tpr(a, b, 0.95, &fpr, &tau));
     ck_assert_msg(tau == (double)0.05f, "tau %.17g", tau);  /* q = 5 exactly: index 1.0 */
@@ -168,13 +144,13 @@ START_TEST(fpr_at_95) {
     ck_close(fpr, 1.0, 0);
     um_tensor_release(a); um_tensor_release(b);
     float in2[5] = {1.0f, 0.8f, 0.6f, 0.4f, 0.2f}, out2[4] = {0.23f, 0.25f, 0.1f, 0.9f};
-    a = vec(5, in2); b = vec(4, out2);
+    a = ck_vec(5, in2); b = ck_vec(4, out2);
     ck_ok(um_fpr_at_tpr(a, b, 0.95, &fpr, &tau));
     ck_close(tau, 0.24, 1e-7);              /* index 0.2 between 0.2 and 0.4 */
     ck_close(fpr, 0.5, 0);
     ck_fails(um_fpr_at_tpr(a, b, 0, &fpr, &tau), UM_EINVAL);
     contains("fpr_at_tpr: tpr must be in (0, 1], got 0");
-    um_tensor *e = vec(0, in2);
+    um_tensor *e = ck_vec(0, in2);
     ck_fails(um_fpr_at_tpr(e, b, 0.95, &fpr, &tau), UM_EINVAL);
     contains("fpr_at_tpr: conf_in is empty");
     um_tensor_release(a); um_tensor_release(b); um_tensor_release(e);
@@ -183,7 +159,7 @@ END_TEST
 
 START_TEST(roc_points) {
     float in[3] = {0.9f, 0.5f, 0.5f}, out[2] = {0.5f, 0.1f};
-    um_tensor *a = vec(3, in), *b = vec(2, out), *f, *t, *th;
+    um_tensor *a = ck_vec(3, in), *b = ck_vec(2, out), *f, *t, *th;
     ck_ok(um_roc_curve(a, b, &f, &t, &th));
     ck_assert_int_eq(f->size[0], 4);
     float ef[4] = {0, 0, 0.5f, 1}, et[4] = {0, 1.0f / 3, 1, 1}, eth[4] = {INFINITY, 0.9f, 0.5f, 0.1f};
@@ -210,7 +186,7 @@ START_TEST(resistance_guard_at_k) {
                    0.5f, 0.5f, 0.0f,        /* label 1: tie, the first arg-max is class 0 */
                    1.0f / 3, 1.0f / 3, 1.0f / 3};  /* label 2: uniform: the guard */
     int64_t y[6] = {0, 0, 0, 0, 1, 2}, y1[6] = {1, 1, 1, 1, 2, 3};
-    um_tensor *probs = mat(6, 3, p), *l0 = longs(6, y), *l1 = longs(6, y1), *mask;
+    um_tensor *probs = ck_mat(6, 3, p), *l0 = ck_longs(6, y), *l1 = ck_longs(6, y1), *mask;
     double frac;
     ck_ok(um_resistance(probs, l0, 0, &frac, &mask));
     ck_close(frac, 2.0 / 6, 1e-15);
@@ -221,7 +197,7 @@ START_TEST(resistance_guard_at_k) {
     ck_close(frac, 2.0 / 6, 1e-15);
     ck_fails(um_resistance(probs, l1, 0, &frac, NULL), UM_EINVAL);
     contains("resistance: labels[5] = 3 is not a class in 0..2");
-    um_tensor *short_l = longs(2, y);
+    um_tensor *short_l = ck_longs(2, y);
     ck_fails(um_resistance(probs, short_l, 0, &frac, NULL), UM_EINVAL);
     contains("labels must be an int64 CPU vector of 6 labels (probs 6x3), got int64 2");
     um_tensor_release(probs); um_tensor_release(l0); um_tensor_release(l1); um_tensor_release(short_l);
@@ -236,7 +212,7 @@ START_TEST(resistance_hundred_classes) {
     p[100 + 50] = 0.0102f;        /* barely above the guard: still resisted */
     for (int j = 0; j < 100; j++) if (j != 50) p[100 + j] = (1 - 0.0102f) / 99;  /* 0.00999 < guard */
     int64_t y[2] = {50, 50};
-    um_tensor *probs = mat(2, 100, p), *l = longs(2, y);
+    um_tensor *probs = ck_mat(2, 100, p), *l = ck_longs(2, y);
     double frac;
     ck_ok(um_resistance(probs, l, 0, &frac, NULL));
     ck_close(frac, 1.0, 0);
@@ -250,7 +226,7 @@ END_TEST
 START_TEST(select_rows_by_mask) {
     float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, m[4] = {1, 0, 0, 1}, none[4] = {0};
     int64_t mi[4] = {0, 1, 0, 0};
-    um_tensor *xt = mat(4, 2, x), *mt = vec(4, m), *mit = longs(4, mi), *z = vec(4, none), *r;
+    um_tensor *xt = ck_mat(4, 2, x), *mt = ck_vec(4, m), *mit = ck_longs(4, mi), *z = ck_vec(4, none), *r;
     ck_ok(um_select_rows(&r, xt, mt));
     ck_assert_int_eq(r->size[0], 2);
     ck_assert(um_f32(r)[0] == 1 && um_f32(r)[1] == 2 && um_f32(r)[2] == 7 && um_f32(r)[3] == 8);
@@ -271,7 +247,7 @@ END_TEST
 START_TEST(allocation_failures_leak_nothing) {
     float in[4] = {0.9f, 0.5f, 0.5f, 0.2f}, out[3] = {0.5f, 0.1f, 0.7f}, p[6] = {0.6f, 0.4f, 0.3f, 0.7f, 0.5f, 0.5f};
     int64_t y[3] = {0, 0, 1};
-    um_tensor *a = vec(4, in), *b = vec(3, out), *probs = mat(3, 2, p), *l = longs(3, y);
+    um_tensor *a = ck_vec(4, in), *b = ck_vec(3, out), *probs = ck_mat(3, 2, p), *l = ck_longs(3, y);
     int64_t before = um_live_bytes();
     for (int which = 0; which < 6; which++) {
         for (int n = 1;; n++) {

@@ -8,16 +8,9 @@
 #include "nn/optim.h"
 #include "ood/pgd.h"
 
-static um_tensor *vec(int64_t n, const float *v) {
-    um_tensor *t;
-    ck_ok(um_tensor_new(&t, UM_FLOAT32, 1, &n, NULL));
-    memcpy(um_f32(t), v, sizeof(float) * (size_t)n);
-    return t;
-}
-
 START_TEST(relu_keeps_nan) {
     const float xv[4] = {NAN, -1.0f, 2.0f, -0.0f}, gv[4] = {5, 6, 7, 8};
-    um_tensor *x = vec(4, xv), *gy = vec(4, gv), *y, *gx, *u;
+    um_tensor *x = ck_vec(4, xv), *gy = ck_vec(4, gv), *y, *gx, *u;
     um_module *m;
     ck_ok(um_relu_new(&m));
     ck_ok(um_module_forward(m, x, &y));
@@ -41,7 +34,7 @@ END_TEST
 START_TEST(optimiser_refuses_nonfinite_gradients) {
     const float wv[3] = {1, 2, 3}, ok[3] = {0.1f, 0.1f, 0.1f}, bad[3] = {0.1f, NAN, INFINITY};
     for (int adam = 0; adam <= 1; adam++) {
-        um_tensor *w[2] = {vec(3, wv), vec(3, wv)}, *g[2] = {vec(3, ok), vec(3, bad)};
+        um_tensor *w[2] = {ck_vec(3, wv), ck_vec(3, wv)}, *g[2] = {ck_vec(3, ok), ck_vec(3, bad)};
         um_optimizer *o;
         if (adam) ck_ok(um_adam_new(&o, 2, w, g, 0.1, 0.9, 0.999, 1e-8));
         else ck_ok(um_sgd_new(&o, 2, w, g, 0.1, 0.9, 0));

@@ -5,7 +5,8 @@
 -- first 1,024 noise points; Adv. Samples (PGD maximising CE with the true label, same
 -- settings); every out-of-distribution set of the training set that is present. Softmax
 -- outputs and labels of every set go to <run>/eval.h5 (read by recipes/analyze.lua).
--- --scores msp,maxlogit,energy,odin,mahalanobis adds post-hoc scores of clean, noise and OOD sets.
+-- --scores msp,maxlogit,energy,odin,mahalanobis adds post-hoc scores of clean, noise and OOD sets,
+-- and with --attack each score at the worst point of that ensemble attacking the score itself.
 -- Usage: umbra recipes/evaluate.lua CHECKPOINT [--out DIR] [--n_test N] ...
 -- Under `mpirun -np N` the batches are dealt out to the ranks and gathered in order; every
 -- rank draws every batch's random numbers, so eval.h5 holds the one-process numbers.
@@ -37,7 +38,7 @@ parser:option("--worst_n", "noise points attacked by the three-attack worst case
   :convert(math.tointeger)
 parser:option("--worst_attacks", "the worst case's attacks as steps:size,...", "80:0.02,200:0.0375,500:0.0006")
 parser:option("--attack", "worst case on the first --worst_n noise points over an attack ensemble: paper | worst3 "
-              .. "| suite (docs/worst-case.md)")
+              .. "| suite (docs/worst-case.md); with --scores also on each score itself")
 parser:option("--certify", "certified confidence bound on the same points at this eps (may be repeated)")
   :count("*"):convert(tonumber)
 parser:option("--scores", "post-hoc scores on clean, noise and OOD sets: a comma-separated list of "
@@ -211,7 +212,7 @@ local function over_noise(name, limit, fn, skip, width)
 end
 
 -- post-hoc scores: scores/<score>/<set> vectors, Mahalanobis fitted first
-local scorer, score_skip
+local scorer, score_skip, score_opts
 local function put(name, t) results.tensors[name] = t end
 if score_names then
   local se = require "umbra.scores_eval"
@@ -229,8 +230,9 @@ if score_names then
     end
   end
   score_skip = fit and fit.holdout or 0
-  scorer = se.scorer(model, score_names, {T = args.energy_T, odin_T = args.odin_T, odin_eps = args.odin_eps,
-                                          maha_eps = args.mahalanobis_eps, fit = fit})
+  score_opts = {T = args.energy_T, odin_T = args.odin_T, odin_eps = args.odin_eps, maha_eps = args.mahalanobis_eps,
+                fit = fit}
+  scorer = se.scorer(model, score_names, score_opts)
   local cs = over_batches("scores clean", test, scorer, nil, nil, #score_names)
   se.store(put, score_names, "clean", cs, score_skip)
   local ns = over_noise("scores noise", nil, scorer, function() end, #score_names)
@@ -278,6 +280,18 @@ if args.attack or #args.certify > 0 then
   }, function(group, field, t) results.tensors[group .. "/" .. field] = t end, results.attrs)
   print(string.format("worst case: %s on %d noise points, bounds at eps %s", args.attack or "no attack", n,
                       #args.certify > 0 and table.concat(args.certify, ", ") or "none"))
+end
+
+-- each score under the --attack ensemble on the score itself: scores/<score>/noise_attacked
+if score_names and args.attack then
+  local se = require "umbra.scores_eval"
+  local n = math.min(args.worst_n > 0 and args.worst_n or noise_labels:size(1), noise_labels:size(1))
+  local o = {ensemble = args.attack, eps = args.eps, seed = args.seed}
+  for k, v in pairs(score_opts) do o[k] = v end
+  local am = over_noise("scores attacked", n, se.attacked(model, score_names, o), function() end, #score_names)
+  se.store(put, score_names, "noise_attacked", am)
+  results.attrs.scores_attack, results.attrs.scores_attack_n = args.attack, n
+  print(string.format("scores under attack: %s on each score, %d noise points", args.attack, n))
 end
 
 if not args.no_adv_samples then

@@ -14,12 +14,12 @@
 #include "ood/ood_ops.h"
 
 static int check(const um_tensor *z, const um_tensor *labels, double eps, int norm, int steps, um_loss_kind kind,
-                 const char *fn) {
+                 int custom, const char *fn) {
     char b[128];
     if (!z || z->dtype != UM_FLOAT32 || z->ndim < 2 || !um_is_contiguous(z))
         return um_fail(UM_EINVAL, "%s: expected a contiguous float32 batch (n, ...), got %s", fn,
                        z ? um_shape_str(z, b, sizeof b) : "nothing");
-    if (kind == UM_LOSS_CROSS_ENTROPY && (!labels || labels->dtype != UM_INT64 || labels->size[0] != z->size[0]))
+    if (!custom && kind == UM_LOSS_CROSS_ENTROPY && (!labels || labels->dtype != UM_INT64 || labels->size[0] != z->size[0]))
         return um_fail(UM_EINVAL, "%s: the ce objective needs int64 labels of size %lld", fn, (long long)z->size[0]);
     if (!(eps >= 0) || steps < 0) return um_fail(UM_EINVAL, "%s: need eps >= 0 and steps >= 0, got %g and %d", fn, eps, steps);
     if (norm != 0 && norm != 2) return um_fail(UM_EINVAL, "%s: norm must be inf (0) or 2, got %d", fn, norm);
@@ -27,8 +27,8 @@ static int check(const um_tensor *z, const um_tensor *labels, double eps, int no
 }
 
 int um_attack_check(const um_tensor *z, const um_tensor *labels, double eps, int norm, int steps, um_loss_kind kind,
-                    const char *fn) {
-    return check(z, labels, eps, norm, steps, kind, fn);
+                    int custom, const char *fn) {
+    return check(z, labels, eps, norm, steps, kind, custom, fn);
 }
 
 typedef struct {
@@ -118,7 +118,7 @@ static int run(um_attack_state *s, apgd_dev *t, apgd_host *h, const um_tensor *z
 
 int um_apgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_apgd_config *cfg, um_generator *g,
             um_tensor **x_best, um_tensor **values, um_attack_stats *stats) {
-    int rc = check(z, labels, cfg->eps, cfg->norm, cfg->steps, cfg->objective, "apgd");
+    int rc = check(z, labels, cfg->eps, cfg->norm, cfg->steps, cfg->objective, cfg->custom != NULL, "apgd");
     if (rc) return rc;
     if (!g) return um_fail(UM_EINVAL, "apgd: needs a generator for its uniform starts");
     if (cfg->restarts < 1) return um_fail(UM_EINVAL, "apgd: restarts must be >= 1, got %d", cfg->restarts);
@@ -130,7 +130,7 @@ int um_apgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_
     um_tensor *out_x = NULL, *out_v = NULL;
     int64_t n = z->size[0];
     float *overall = NULL;
-    rc = um_attack_state_init(&s, m, z, labels, cfg->objective);
+    rc = um_attack_state_init(&s, m, z, labels, cfg->objective, cfg->custom, cfg->custom_ctx);
     if (!rc) rc = host_new(&h, n);
     if (!rc) rc = um_tensor_new(&t.x, UM_FLOAT32, z->ndim, z->size, s.be);
     if (!rc) rc = um_tensor_new(&t.x_prev, UM_FLOAT32, z->ndim, z->size, s.be);

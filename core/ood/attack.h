@@ -12,6 +12,7 @@
 #define UM_ATTACK_H
 #include "nn/module.h"
 #include "nn/nn_ops.h"
+#include "ood/pgd.h"
 #include "rng.h"
 
 typedef enum {
@@ -30,6 +31,8 @@ typedef struct um_apgd_config {
     double rho;          /* oscillation threshold (0.75) */
     double momentum;     /* 0.75: weight of the new step after the first iteration */
     int escape_after;    /* 0 = no escape; else redraw after this many unchanged iterations */
+    um_objective_fn custom;  /* when set, replaces `objective` (labels are not used), as in PGD */
+    void *custom_ctx;
 } um_apgd_config;
 
 typedef struct um_mpgd_config {
@@ -42,6 +45,8 @@ typedef struct um_mpgd_config {
     um_start_kind start;
     double sigma;        /* of the Gaussian start (1e-4) */
     int escape_after;
+    um_objective_fn custom;  /* when set, replaces `objective` (labels are not used), as in PGD */
+    void *custom_ctx;
 } um_mpgd_config;
 
 typedef struct um_attack_stats {

@@ -12,11 +12,13 @@
 #include "ops.h"
 
 int um_attack_state_init(um_attack_state *s, um_module *m, const um_tensor *z, const um_tensor *labels,
-                         um_loss_kind kind) {
+                         um_loss_kind kind, um_objective_fn custom, void *custom_ctx) {
     memset(s, 0, sizeof *s);
     s->m = m;
     s->labels = labels;
     s->kind = kind;
+    s->custom = custom;
+    s->custom_ctx = custom_ctx;
     s->be = um_backend_of(z);
     s->n = z->size[0];
     s->d = um_numel(z) / (s->n ? s->n : 1);
@@ -74,7 +76,9 @@ int um_attack_upload(um_attack_state *s, um_tensor *dst, const float *host) {
 }
 
 int um_attack_eval(um_attack_state *s, um_tensor *x, int want_grad) {
-    int rc = um_objective_and_grad(s->m, x, s->kind, s->labels, s->obj, want_grad ? &s->glog : NULL);
+    um_tensor **glog = want_grad ? &s->glog : NULL;
+    int rc = s->custom ? um_custom_objective_and_grad(s->m, x, s->custom, s->custom_ctx, s->obj, glog)
+                       : um_objective_and_grad(s->m, x, s->kind, s->labels, s->obj, glog);
     s->stats.forwards++;
     if (!rc && want_grad) {
         um_tensor *gx;

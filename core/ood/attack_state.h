@@ -9,6 +9,8 @@ typedef struct {
     um_module *m;
     const um_tensor *labels;
     um_loss_kind kind;
+    um_objective_fn custom;         /* replaces kind when set */
+    void *custom_ctx;
     const um_backend *be;
     int64_t n, d;
     um_tensor *obj, *grad, *glog;   /* values (n) and input gradient (shape of z) on be */
@@ -22,11 +24,13 @@ typedef struct {
     um_attack_stats stats;
 } um_attack_state;
 
-/* Argument checks shared by the attacks (fn names the attack in errors). */
+/* Argument checks shared by the attacks (fn names the attack in errors); custom: a caller's
+ * objective replaces kind, so no labels are needed. */
 int um_attack_check(const um_tensor *z, const um_tensor *labels, double eps, int norm, int steps, um_loss_kind kind,
-                    const char *fn);
+                    int custom, const char *fn);
+/* custom (may be NULL) replaces kind, as in um_pgd_config. */
 int um_attack_state_init(um_attack_state *s, um_module *m, const um_tensor *z, const um_tensor *labels,
-                         um_loss_kind kind);
+                         um_loss_kind kind, um_objective_fn custom, void *custom_ctx);
 void um_attack_state_free(um_attack_state *s);
 /* obj (and s->vals) = objective at x; with want_grad, s->grad = its input gradient. */
 int um_attack_eval(um_attack_state *s, um_tensor *x, int want_grad);

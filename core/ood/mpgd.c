@@ -15,7 +15,7 @@
 
 int um_mpgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_mpgd_config *cfg, um_generator *g,
             um_tensor **x_best, um_tensor **values, um_attack_stats *stats) {
-    int rc = um_attack_check(z, labels, cfg->eps, cfg->norm, cfg->steps, cfg->objective, "mpgd");
+    int rc = um_attack_check(z, labels, cfg->eps, cfg->norm, cfg->steps, cfg->objective, cfg->custom != NULL, "mpgd");
     if (rc) return rc;
     if (!(cfg->step > 0)) return um_fail(UM_EINVAL, "mpgd: step must be > 0, got %g", cfg->step);
     if (!g && (cfg->start == UM_START_UNIFORM || cfg->start == UM_START_GAUSSIAN || cfg->escape_after > 0))
@@ -26,7 +26,7 @@ int um_mpgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_
     int64_t n = z->size[0];
     um_tensor *x = NULL, *v = NULL, *x_acc = NULL, *v_acc = NULL, *lr = NULL, *out_v = NULL;
     float *acc = NULL, *lrh = NULL, *rej = NULL;
-    rc = um_attack_state_init(&s, m, z, labels, cfg->objective);
+    rc = um_attack_state_init(&s, m, z, labels, cfg->objective, cfg->custom, cfg->custom_ctx);
     if (!rc) rc = um_tensor_new(&x, UM_FLOAT32, z->ndim, z->size, s.be);
     if (!rc) rc = um_tensor_zeros(&v, UM_FLOAT32, z->ndim, z->size, s.be);
     if (!rc) rc = um_tensor_new(&x_acc, UM_FLOAT32, z->ndim, z->size, s.be);

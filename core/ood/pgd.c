@@ -58,6 +58,14 @@ int um_objective_and_grad(um_module *m, um_tensor *x, um_loss_kind kind, const u
     return score(m, x, kind, NULL, labels, values, grad_logits);
 }
 
+int um_custom_objective_and_grad(um_module *m, um_tensor *x, um_objective_fn fn, void *ctx, um_tensor *values,
+                                 um_tensor **grad_logits) {
+    um_pgd_config cfg = {0};
+    cfg.custom = fn;
+    cfg.custom_ctx = ctx;
+    return score(m, x, UM_LOSS_MAX_CONF, &cfg, NULL, values, grad_logits);
+}
+
 int um_pgd(um_module *m, const um_tensor *z, const um_tensor *labels, const um_pgd_config *cfg,
            um_generator *g, um_tensor **x_adv, um_tensor **objective) {
     int rc = check_args(z, labels, cfg, g);

@@ -37,5 +37,8 @@ int um_objective_values(um_module *m, um_tensor *x, um_loss_kind kind, const um_
  * to the logits into *grad_logits (made to fit): the scoring step of every attack. */
 int um_objective_and_grad(um_module *m, um_tensor *x, um_loss_kind kind, const um_tensor *labels, um_tensor *values,
                           um_tensor **grad_logits);
+/* The same with a caller's objective in place of a loss kind. */
+int um_custom_objective_and_grad(um_module *m, um_tensor *x, um_objective_fn fn, void *ctx, um_tensor *values,
+                                 um_tensor **grad_logits);
 
 #endif

@@ -2,7 +2,8 @@
 -- (core/ood/apgd.c, mpgd.c; docs/worst-case.md).
 --   attack.apgd(model, x, opts) -> x_best, values, stats {escapes, forwards}
 --     opts: eps (0.3), norm ("inf" | 2), steps (100), restarts (1), rho (0.75),
---     momentum (0.75), objective ("max_conf"), labels (for "ce"), escape_after (0: off),
+--     momentum (0.75), objective ("max_conf", "uniform_conf", "ce" or a function of the
+--     model's output, as attack.pgd's), labels (for "ce"), escape_after (0: off),
 --     generator (required: the uniform starts).
 --   attack.mpgd(model, x, opts) -> x_best, values, stats
 --     opts: eps (0.3), norm, steps (200), step (0.1), momentum (0.9), start ("uniform" |
@@ -16,7 +17,9 @@
 --     list of member specs {kind = "pgd" | "apgd" | "mpgd", name = ..., <its opts>}), seed
 --     (0: member i draws from umbra.Generator(seed + i), so a preset that extends another
 --     repeats its members' results exactly), escape_after (10, for APGD and MPGD members),
---     apgd_steps (100), apgd_restarts (1), mpgd_steps (200).
+--     apgd_steps (100), apgd_restarts (1), mpgd_steps (200), objective (every member's, default
+--     "max_conf"; a member's own wins), value (function(model, x) -> per-example values on the
+--     host, compared in place of the max softmax confidence; lua/umbra/score_attack.lua).
 local umbra = require "umbra"
 local core = require "umbra.core"
 local nn = require "umbra.nn"
@@ -96,7 +99,8 @@ return function(attack)
     end
     local eps, seed = opts.eps or 0.3, opts.seed or 0
     local n = z:size(1)
-    local best = confidence(model, z):clone()
+    local value = opts.value or confidence
+    local best = value(model, z):clone()
     local points = z:clone()
     local winner = umbra.ones({n}, "int64")
     local report = {names = {"clean"}, escapes = {}, mean = {}}
@@ -106,7 +110,8 @@ return function(attack)
       local o = {}
       for k, v in pairs(m) do o[k] = v end
       o.kind, o.name = nil, nil
-      o.eps, o.objective, o.generator = o.eps or eps, o.objective or "max_conf", umbra.Generator(seed + i)
+      o.eps, o.generator = o.eps or eps, umbra.Generator(seed + i)
+      o.objective = o.objective or opts.objective or "max_conf"
       local x, stats
       if m.kind == "pgd" then
         x = attack.pgd(model, z, o)
@@ -119,8 +124,8 @@ return function(attack)
                             i, tostring(m.kind)), 2)
       end
       report.escapes[name] = stats and stats.escapes or 0
-      local c = confidence(model, x)
-      report.mean[name] = eval.mmc(c)
+      local c = value(model, x)
+      report.mean[name] = opts.value and c:mean() or eval.mmc(c)
       local host_x = x:device() == "cpu" and x or x:to("cpu")
       for k = 1, n do
         if c[k] > best[k] then   -- strictly: an earlier member keeps a tie

@@ -87,15 +87,20 @@ function scores.odin(model, x, opts)
   if type(eps) ~= "number" or eps < 0 then error("scores.odin: eps must be a number >= 0, got " .. tostring(eps), 2) end
   local m = module_of(model)
   return in_eval(m, function()
-    local z = m:forward(x)
-    if eps > 0 then
-      local zt = z / T
-      local g = nn.CrossEntropy{reduction = "sum"}:backward(zt, z:argmax(2)) / T
-      x = step_against(x, m:backward_input(x, g), eps)
-      z = m:forward(x)
-    end
+    local _, z = scores.odin_point(m, x, T, eps)
     return (z / T):softmax(2):max(2)
   end)
+end
+
+-- ODIN's preprocessed point x' and the logits there (the model's last forward is at x').
+function scores.odin_point(m, x, T, eps)
+  local z = m:forward(x)
+  if eps > 0 then
+    local g = nn.CrossEntropy{reduction = "sum"}:backward(z / T, z:argmax(2)) / T
+    x = step_against(x, m:backward_input(x, g), eps)
+    z = m:forward(x)
+  end
+  return x, z
 end
 
 -- ---- Mahalanobis ---------------------------------------------------------------------
@@ -200,22 +205,41 @@ function scores.mahalanobis(model, x, fit, opts)
   end
   local m = module_of(model)
   return in_eval(m, function()
-    m:forward(x)
-    local phi, shape = features_at(m, fit.layer)
-    local M = class_terms(phi, fit)
-    if eps > 0 then
-      local closest = M:eq(M:max(2, true))
-      closest = closest / closest:sum(2, true)
-      local g = (phi - closest:matmul(fit.means)):matmul(fit.precision)
-      if #shape == 4 then   -- back through the spatial mean
-        g = (g:view({shape[1], shape[2], 1, 1}) + core.zeros(shape):to(x:device())) / (shape[3] * shape[4])
-      end
-      x = step_against(x, back_to_input(m, x, fit.layer, g), eps)
-      m:forward(x)
-      M = class_terms(features_at(m, fit.layer), fit)
-    end
+    local _, M = scores.mahalanobis_point(m, x, fit, eps)
     return M:max(2)
   end)
+end
+
+-- The gradient (n, D) of each row's distance to its closest class, 0.5 (phi - mu_c)' P (phi - mu_c),
+-- with respect to phi (a tie between classes: their average).
+local function distance_grad(phi, M, fit)
+  local closest = M:eq(M:max(2, true))
+  closest = closest / closest:sum(2, true)
+  return (phi - closest:matmul(fit.means)):matmul(fit.precision)
+end
+
+-- The input gradient from the gradient g (n, D) of the features of the model's last forward at x.
+function scores.features_to_input(m, x, fit, shape, g)
+  if #shape == 4 then   -- back through the spatial mean
+    g = (g:view({shape[1], shape[2], 1, 1}) + core.zeros(shape):to(x:device())) / (shape[3] * shape[4])
+  end
+  return back_to_input(m, x, fit.layer, g)
+end
+
+-- Mahalanobis' preprocessed point x' (x itself when eps = 0) and there the class terms M (n, K),
+-- the features (n, D), their layer's output shape and, with want_grad, the gradient (n, D) of
+-- max_c M_c with respect to the features (the model's last forward is at x').
+function scores.mahalanobis_point(m, x, fit, eps, want_grad)
+  m:forward(x)
+  local phi, shape = features_at(m, fit.layer)
+  local M = class_terms(phi, fit)
+  if eps > 0 then
+    x = step_against(x, scores.features_to_input(m, x, fit, shape, distance_grad(phi, M, fit)), eps)
+    m:forward(x)
+    phi, shape = features_at(m, fit.layer)
+    M = class_terms(phi, fit)
+  end
+  return x, M, phi, shape, want_grad and distance_grad(phi, M, fit) * -1 or nil
 end
 
 return scores

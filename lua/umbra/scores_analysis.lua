@@ -2,7 +2,9 @@
 -- scores/<score>/<set> that evaluate.lua --scores writes): per score, for the noise and each
 -- OOD set against the clean test set, the AUROC (ties counted half), the conservative AUROC,
 -- FPR at 95 % TPR in both conventions (in-distribution positive, as the paper; OOD positive,
--- as the later literature) and AUPR-In; one Markdown table per score headed by its name.
+-- as the later literature) and AUPR-In; one Markdown table per score headed by its name. The
+-- set noise_attacked (evaluate.lua --scores with --attack) is the noise under the attack on
+-- that score: its AUROC is the score's AAUC.
 local eval = require "umbra.eval"
 local scores = require "umbra.scores"
 
@@ -14,7 +16,8 @@ function scores_analysis.compute(ev)
   local names = {}
   for _, n in ipairs(scores.names) do if ev.sets["scores/" .. n] then names[#names + 1] = n end end
   if #names == 0 then return nil end
-  local out = {fit = ev.attrs.scores_fit, names = names, by_score = {}}
+  local out = {fit = ev.attrs.scores_fit, names = names, by_score = {}, attack = ev.attrs.scores_attack,
+               attack_n = ev.attrs.scores_attack_n}
   for _, n in ipairs(names) do
     local g = ev.sets["scores/" .. n]
     if not g.clean then error("scores/" .. n .. " has no clean set", 0) end
@@ -47,7 +50,10 @@ function scores_analysis.markdown(results, names)
                        "|---|---|---|---|---|---|"}
         for _, set in ipairs(b.order) do
           local m = b.sets[set]
-          lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s |", (set:gsub("^ood_", "")), cell(m.auroc),
+          local label = set == "noise_attacked"
+            and string.format("noise, attacked (%s on %s, %s points)", s.attack or "?", TITLES[n], tostring(s.attack_n))
+            or (set:gsub("^ood_", ""))
+          lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s |", label, cell(m.auroc),
                                             cell(m.auroc_conservative), cell(m.fpr95_in_positive),
                                             cell(m.fpr95_ood_positive), cell(m.aupr_in))
         end

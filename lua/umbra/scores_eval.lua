@@ -89,6 +89,21 @@ function scores_eval.scorer(model, names, opts)
   end
 end
 
+--- scores_eval.attacked(model, names, opts) -> function(z) -> (n, #names) float32: column j the
+--- score names[j] at its worst point over the opts.ensemble attack on that score itself
+--- (umbra.score_attack.worst_case; the clean point included). opts: those of scorer, and
+--- ensemble, eps, seed.
+function scores_eval.attacked(model, names, opts)
+  local score_attack = require "umbra.score_attack"
+  return function(z)
+    local cols = {}
+    for i, name in ipairs(names) do
+      cols[i] = score_attack.worst_case(model, name, z, opts):unsqueeze(2)
+    end
+    return umbra.cat(cols, 2)
+  end
+end
+
 --- scores_eval.store(put, names, set, matrix [, skip]): column j of matrix (n, S) as
 --- scores/<names[j]>/<set>, without its first skip rows (the held-out fit images).
 function scores_eval.store(put, names, set, m, skip)

@@ -2,7 +2,8 @@
  * returned values equal to the objective at the returned points, ball and box constraints,
  * the model untouched, APGD at least as strong as fixed-step PGD on a small convnet, the
  * starts (a flat image has no contrast to reduce), the zero-gradient escape moving an attack
- * that is otherwise stuck on a flat region, and argument errors. */
+ * that is otherwise stuck on a flat region, a caller's objective in place of a loss, and
+ * argument errors. */
 #include "check_main.h"
 #include "nn/layers.h"
 #include "ood/attack.h"
@@ -37,9 +38,9 @@ START_TEST(linear_model_optima) {
     int64_t s[2] = {4, 6};
     um_tensor *z = uniform(2, s, &g, 0.3f, 0.7f), *y = labels_mod(4, 2), *x, *v;
     const float *w = um_f32(lin->params[0]);
-    um_apgd_config a = {UM_LOSS_CROSS_ENTROPY, 0.1, 0, 20, 2, 0.75, 0.75, 0};
+    um_apgd_config a = {UM_LOSS_CROSS_ENTROPY, 0.1, 0, 20, 2, 0.75, 0.75, 0, NULL, NULL};
     ck_ok(um_apgd(lin, z, y, &a, &g, &x, &v, NULL));
-    um_mpgd_config mp = {UM_LOSS_CROSS_ENTROPY, 0.1, 0, 60, 0.1, 0.9, UM_START_CLEAN, 1e-4, 0};
+    um_mpgd_config mp = {UM_LOSS_CROSS_ENTROPY, 0.1, 0, 60, 0.1, 0.9, UM_START_CLEAN, 1e-4, 0, NULL, NULL};
     um_tensor *xm, *vm;
     ck_ok(um_mpgd(lin, z, y, &mp, &g, &xm, &vm, NULL));
     a.norm = 2;
@@ -99,8 +100,8 @@ START_TEST(convnet_constraints_and_strength) {
     ck_ok(um_module_forward(m, warm, &y0));   /* training mode: the statistics move once */
     double p0 = fingerprint(m, UM_PARAMS), b0 = fingerprint(m, UM_BUFFERS);
     um_tensor *z = uniform(4, s, &g, 0, 1), *xa, *va, *xm, *vm, *xp, *vp;
-    um_apgd_config a = {UM_LOSS_MAX_CONF, 0.1, 0, 50, 2, 0.75, 0.75, 0};
-    um_mpgd_config mp = {UM_LOSS_MAX_CONF, 0.1, 0, 50, 0.1, 0.9, UM_START_UNIFORM, 1e-4, 5};
+    um_apgd_config a = {UM_LOSS_MAX_CONF, 0.1, 0, 50, 2, 0.75, 0.75, 0, NULL, NULL};
+    um_mpgd_config mp = {UM_LOSS_MAX_CONF, 0.1, 0, 50, 0.1, 0.9, UM_START_UNIFORM, 1e-4, 5, NULL, NULL};
     um_pgd_config p = {.objective = UM_LOSS_MAX_CONF, .eps = 0.1, .step = 0.01, .steps = 50, .norm = 0, .random_start = 1};
     um_attack_stats st;
     ck_ok(um_apgd(m, z, NULL, &a, &g, &xa, &va, &st));
@@ -174,7 +175,7 @@ START_TEST(zero_gradient_escape) {
     int64_t s[2] = {6, 8};
     um_tensor *z, *x, *v;
     ck_ok(um_tensor_zeros(&z, UM_FLOAT32, 2, s, NULL));
-    um_mpgd_config mp = {UM_LOSS_MAX_CONF, 1.0, 0, 30, 0.1, 0.9, UM_START_CLEAN, 1e-4, 0};
+    um_mpgd_config mp = {UM_LOSS_MAX_CONF, 1.0, 0, 30, 0.1, 0.9, UM_START_CLEAN, 1e-4, 0, NULL, NULL};
     um_attack_stats st;
     ck_ok(um_mpgd(m, z, NULL, &mp, &g, &x, &v, &st));
     ck_assert_int_eq(st.escapes, 0);
@@ -189,6 +190,60 @@ START_TEST(zero_gradient_escape) {
 }
 END_TEST
 
+/* A caller's objective: the first logit (its gradient e_0); ctx counts the calls, and with
+ * a negative count the objective fails once the count reaches zero. */
+static int first_logit(void *ctx, const um_tensor *logits, um_tensor *values, um_tensor *grad) {
+    int *calls = ctx;
+    if (*calls < 0 && ++*calls == 0) return um_fail(UM_EINVAL, "first_logit: failing on purpose");
+    if (*calls >= 0) ++*calls;
+    int64_t n = logits->size[0], k = logits->size[1];
+    for (int64_t i = 0; i < n; i++) {
+        um_f32(values)[i] = um_f32(logits)[i * k];
+        if (grad)
+            for (int64_t j = 0; j < k; j++) um_f32(grad)[i * k + j] = j == 0 ? 1.0f : 0.0f;
+    }
+    return UM_OK;
+}
+
+/* APGD and MPGD maximise a caller's objective (the first logit of a linear model: optimum
+ * z + eps sign(w_0)) with no labels even when the kind says ce; its failure is theirs. */
+START_TEST(custom_objective) {
+    um_generator g;
+    um_generator_init(&g, 27);
+    um_module *lin;
+    ck_ok(um_linear_new(&lin, 5, 3, 1, &g));
+    int64_t s[2] = {3, 5};
+    um_tensor *z = uniform(2, s, &g, 0.3f, 0.7f), *x, *v, *xm, *vm;
+    int calls = 0;
+    um_apgd_config a = {UM_LOSS_CROSS_ENTROPY, 0.1, 0, 20, 1, 0.75, 0.75, 0, first_logit, &calls};
+    ck_ok(um_apgd(lin, z, NULL, &a, &g, &x, &v, NULL));
+    ck_assert_int_gt(calls, 20);
+    um_mpgd_config mp = {UM_LOSS_CROSS_ENTROPY, 0.1, 0, 60, 0.1, 0.9, UM_START_CLEAN, 1e-4, 0, first_logit, &calls};
+    ck_ok(um_mpgd(lin, z, NULL, &mp, &g, &xm, &vm, NULL));
+    const float *w = um_f32(lin->params[0]), *b = um_f32(lin->params[1]);
+    for (int i = 0; i < 3; i++) {
+        double logit = b[0];
+        for (int k = 0; k < 5; k++) {
+            float zk = um_f32(z)[i * 5 + k], want = zk + (w[k] > 0 ? 0.1f : -0.1f);
+            ck_close(um_f32(x)[i * 5 + k], want, 1e-6);
+            ck_close(um_f32(xm)[i * 5 + k], want, 1e-6);
+            logit += w[k] * (double)want;
+        }
+        ck_close(um_f32(v)[i], logit, 1e-5);
+        ck_close(um_f32(vm)[i], logit, 1e-5);
+    }
+    um_tensor_release(x);
+    um_tensor_release(v);
+    calls = -5;   /* fails on its fifth call */
+    ck_fails(um_apgd(lin, z, NULL, &a, &g, &x, &v, NULL), UM_EINVAL);
+    contains("first_logit: failing on purpose");
+    ck_assert_int_eq(lin->training, 1);   /* the mode is restored on failure too */
+    um_tensor *all[] = {z, xm, vm};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) um_tensor_release(all[i]);
+    um_module_release(lin);
+}
+END_TEST
+
 START_TEST(errors) {
     um_generator g;
     um_generator_init(&g, 25);
@@ -196,7 +251,7 @@ START_TEST(errors) {
     ck_ok(um_linear_new(&lin, 3, 2, 1, &g));
     int64_t s[2] = {2, 3};
     um_tensor *z = uniform(2, s, &g, 0, 1), *x, *v;
-    um_apgd_config a = {UM_LOSS_MAX_CONF, 0.1, 1, 10, 1, 0.75, 0.75, 0};
+    um_apgd_config a = {UM_LOSS_MAX_CONF, 0.1, 1, 10, 1, 0.75, 0.75, 0, NULL, NULL};
     ck_fails(um_apgd(lin, z, NULL, &a, &g, &x, &v, NULL), UM_EINVAL);
     contains("apgd: norm must be inf (0) or 2, got 1");
     a.norm = 0;
@@ -206,7 +261,7 @@ START_TEST(errors) {
     a.objective = UM_LOSS_CROSS_ENTROPY;
     ck_fails(um_apgd(lin, z, NULL, &a, &g, &x, &v, NULL), UM_EINVAL);
     contains("apgd: the ce objective needs int64 labels of size 2");
-    um_mpgd_config mp = {UM_LOSS_MAX_CONF, 0.1, 0, 10, 0, 0.9, UM_START_CLEAN, 1e-4, 0};
+    um_mpgd_config mp = {UM_LOSS_MAX_CONF, 0.1, 0, 10, 0, 0.9, UM_START_CLEAN, 1e-4, 0, NULL, NULL};
     ck_fails(um_mpgd(lin, z, NULL, &mp, &g, &x, &v, NULL), UM_EINVAL);
     contains("mpgd: step must be > 0, got 0");
     um_tensor_release(z);
@@ -222,6 +277,7 @@ Suite *make_suite(void) {
     tcase_add_test(t, convnet_constraints_and_strength);
     tcase_add_test(t, starts);
     tcase_add_test(t, zero_gradient_escape);
+    tcase_add_test(t, custom_objective);
     tcase_add_test(t, errors);
     suite_add_tcase(s, t);
     return s;

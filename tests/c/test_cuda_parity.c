@@ -496,11 +496,11 @@ START_TEST(attacks_with_state) {
         um_generator_init(&g2, 600 + k);
         um_tensor *x1, *x2, *v1, *v2;
         if (k < 2) {
-            um_apgd_config c = {UM_LOSS_MAX_CONF, k ? 1.0 : 0.1, k ? 2 : 0, 12, 2, 0.75, 0.75, 0};
+            um_apgd_config c = {UM_LOSS_MAX_CONF, k ? 1.0 : 0.1, k ? 2 : 0, 12, 2, 0.75, 0.75, 0, NULL, NULL};
             ck_ok(um_apgd(a, z, NULL, &c, &g1, &x1, &v1, NULL));
             ck_ok(um_apgd(b, dz, NULL, &c, &g2, &x2, &v2, NULL));
         } else {
-            um_mpgd_config c = {UM_LOSS_MAX_CONF, 0.1, 0, 12, 0.1, 0.9, UM_START_CONTRAST, 1e-4, 4};
+            um_mpgd_config c = {UM_LOSS_MAX_CONF, 0.1, 0, 12, 0.1, 0.9, UM_START_CONTRAST, 1e-4, 4, NULL, NULL};
             ck_ok(um_mpgd(a, z, NULL, &c, &g1, &x1, &v1, NULL));
             ck_ok(um_mpgd(b, dz, NULL, &c, &g2, &x2, &v2, NULL));
         }

@@ -68,15 +68,21 @@ describe("recipes/evaluate.lua", function()
     local base = "%s recipes/evaluate.lua %s/checkpoint.h5 --data_dir %s --out %s --n_test 64 --no_adv_noise "
       .. "--no_adv_samples --worst_n 0 --threads 1 --scores msp,maxlogit,energy,odin,mahalanobis --holdout 16"
     local fit_out = dir .. "/scores"
-    local out, rc = h.run(string.format(base, exe, h.quote(run), h.quote(data), h.quote(fit_out)))
+    -- with --attack, each score also under the attack on itself (the first 8 noise points)
+    local out, rc = h.run(string.format(base .. " --attack paper --worst_n 8", exe, h.quote(run), h.quote(data),
+                                        h.quote(fit_out)))
     assert.are.equal(0, rc, out)
     assert.truthy(out:find("Mahalanobis fitted on the first 256 training images (layer relu3)", 1, true), out)
+    assert.truthy(out:find("scores under attack: paper on each score, 8 noise points", 1, true), out)
     local ev = assert(evalfile.read(fit_out .. "/eval.h5"))
     for _, name in ipairs{"msp", "maxlogit", "energy", "odin", "mahalanobis"} do
       local set = assert(ev.sets["scores/" .. name], name)
       assert.are.equal(64, set.clean:size(1), name)
       assert.are.equal(64, set.noise:size(1), name)
       assert.are.equal(48, set.ood_fashion_mnist:size(1), name)
+      assert.are.equal(8, set.noise_attacked:size(1), name)
+      -- the worst case keeps the clean point when no attack beats it
+      assert.is_true((set.noise_attacked - set.noise:narrow(1, 1, 8)):min() >= -1e-4, name)
     end
     -- MSP is the clean set's max softmax
     local msp, conf = ev.sets["scores/msp"].clean:to_table(), ev.sets.clean.probs:max(2):to_table()
@@ -87,6 +93,7 @@ describe("recipes/evaluate.lua", function()
       assert.truthy(out:find(head, 1, true), head .. " missing in\n" .. out)
     end
     assert.truthy(out:find("| fashion_mnist |", 1, true), out)
+    assert.truthy(out:find("| noise, attacked (paper on Energy, 8 points) |", 1, true), out)
 
     -- no training set: the fit takes held-out test images, which leave the in-distribution set
     local test_only = dir .. "/test_only"

@@ -27,7 +27,8 @@ parser:option("--dataset", "mnist | fashion_mnist | svhn | cifar10 | cifar100", 
 parser:option("--model", "lenet | resnet_small (default: lenet for MNIST-like sets, else resnet_small)")
 parser:option("--loss", "noise loss: max_conf | uniform_conf", "max_conf")
 parser:option("--outliers", "Outlier Exposure: draw the out-distribution part from this umbra data set (its training "
-              .. "split, else its test split; e.g. gray_cifar10, lsun_classroom) instead of noise")
+              .. "split, else its test split; e.g. gray_cifar10, lsun_classroom) or from a folder of PNG files "
+              .. "(a path; resized, and gray for a one-channel model) instead of noise")
 parser:option("--outlier_mix", "with --outliers: the fraction of the out-distribution part that stays noise", "0")
   :convert(tonumber)
 parser:option("--opt", "adam | momentum (default: adam for MNIST-like sets, else momentum)")
@@ -130,10 +131,14 @@ local outlier_set
 if args.outliers then
   local C0, H0, W0 = test_set:shape()
   local oerr
-  for _, split in ipairs{"train", "test"} do
-    local ok, ds, e = pcall(data.load, args.outliers, {split = split, dir = args.data_dir, size = {H0, W0}})
-    if ok and ds then outlier_set = ds; break end
-    oerr = ok and e or ds
+  if args.outliers:find("/", 1, true) then   -- a path: a folder of PNG files
+    outlier_set, oerr = data.load_folder(args.outliers, {size = {H0, W0}, channels = C0 == 1 and 1 or 3})
+  else
+    for _, split in ipairs{"train", "test"} do
+      local ok, ds, e = pcall(data.load, args.outliers, {split = split, dir = args.data_dir, size = {H0, W0}})
+      if ok and ds then outlier_set = ds; break end
+      oerr = ok and e or ds
+    end
   end
   if not outlier_set then fail("--outliers: " .. tostring(oerr)) end
   local c, h, w = outlier_set:shape()

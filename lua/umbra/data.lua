@@ -260,6 +260,34 @@ function Dataset:batches(opts)
   end
 end
 
+--- data.load_folder(dir, {size = {h, w}, channels = 3 | 1, limit = n}) -> Dataset | nil, message:
+--- the PNG files of a folder of one's own (unlabelled, in name order), resized to size
+--- (default 32x32); channels = 1 takes each image's channel mean (as grayCIFAR-10), for an
+--- MNIST-like model. Outlier Exposure draws from such a folder (recipes/train.lua --outliers).
+function data.load_folder(dir, opts)
+  opts = opts or {}
+  if type(dir) ~= "string" or not is_dir(dir) then
+    return nil, "umbra.data.load_folder: expected a folder of PNG files, got " .. tostring(dir)
+  end
+  local size = opts.size or {32, 32}
+  local channels = opts.channels or 3
+  if channels ~= 1 and channels ~= 3 then
+    error("umbra.data.load_folder: channels must be 1 or 3, got " .. tostring(channels), 2)
+  end
+  if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
+    error("umbra.data.load_folder: limit must be a positive integer", 2)
+  end
+  local label = "folder " .. dir
+  local c, err = core.data_read_png_folder(dir, size[1], size[2], opts.limit or 0, label)
+  if not c then return nil, err end
+  if channels == 1 then
+    local rgb = c
+    c = rgb:gray_resize(size[1], size[2], label)
+    rgb:free()
+  end
+  return wrap(c, dir, "folder", {aug = {flip = false, crop_pad = 0}})
+end
+
 --- data.write_png(path, image) -> true | nil, message: a float32 HxW or CxHxW image in
 --- [0,1] (C = 1 or 3) as an 8-bit PNG.
 function data.write_png(path, image) return core.data_write_png(path, image) end

@@ -1,5 +1,6 @@
 -- The GPU from Lua: umbra.cuda, t:cuda() / t:cpu() / t:to(), model:to("cuda"), and a
--- forward pass, a training step and a PGD attack on the GPU against the same on the CPU.
+-- forward pass, a training step, a PGD attack and the post-hoc scores with their input
+-- gradients on the GPU against the same on the CPU.
 -- Without a CUDA device the device tests are pending ("no CUDA device (<reason>)", the
 -- reason naming the CUDA error), or one test fails with that reason when
 -- UMBRA_REQUIRE_CUDA=1 (scripts/gpu-check sets it where nvidia-smi lists a GPU); what must
@@ -208,4 +209,45 @@ describe("umbra.cuda on a device", function()
       assert.is_true(off <= 0.01 * d:numel(), off .. " of " .. d:numel() .. " coordinates differ")
     end)
   end
+
+  -- The post-hoc scores are compositions of tensor ops (softmax, max, exp, matmul, eq, ...)
+  -- and module passes that have CUDA paths; the Mahalanobis fit runs on the CPU (LAPACK) and
+  -- its means and precision move to the model's device. Each score and its input gradient
+  -- (umbra.score_attack's head) on the device against the CPU, and an attack on a score.
+  it("computes every post-hoc score and its input gradient as on the CPU", function()
+    local scores, score_attack = require "umbra.scores", require "umbra.score_attack"
+    local cpu_net, gpu_net = small_net(11), small_net(11)
+    gpu_net:to("cuda")
+    cpu_net:evaluate()
+    gpu_net:evaluate()
+    local g = umbra.Generator(12)
+    local xf = umbra.rand({60, 1, 16, 16}, g)
+    local labels = {}
+    for i = 1, 60 do labels[i] = i % 3 + 1 end
+    local yf = umbra.tensor(labels, "int64")
+    local fit_opts = {layer = "flatten", num_classes = 3}
+    local fits = {scores.mahalanobis_fit(cpu_net, xf, yf, fit_opts),
+                  scores.mahalanobis_fit(gpu_net, xf:cuda(), yf, fit_opts)}
+    assert.are.equal("cuda", fits[2].means:device())
+    local x = umbra.rand({8, 1, 16, 16}, g)
+    for _, name in ipairs(scores.names) do
+      local out, grad = {}, {}
+      for k, net in ipairs{cpu_net, gpu_net} do
+        local xx = k == 1 and x or x:cuda()
+        local head = score_attack.head(net, name, {T = 2, odin_T = 100, odin_eps = 0.001, fit = fits[k],
+                                                   maha_eps = 0.001})
+        out[k] = head:forward(xx):clone()
+        grad[k] = head:backward(xx, select(2, score_attack.objective(out[k])))
+      end
+      assert.are.equal("cuda", out[2]:device())
+      assert.is_true(max_rel_diff(out[1], out[2]) < 1e-3, name .. ": scores differ")
+      assert.is_true(max_rel_diff(grad[1], grad[2]) < 1e-2, name .. ": input gradients differ")
+    end
+    local head = score_attack.head(gpu_net, "energy", {T = 1})
+    local z = umbra.rand({8, 1, 16, 16}, g):cuda()
+    local adv = attack.pgd(head, z, {eps = 0.1, steps = 5, objective = score_attack.objective,
+                                     generator = umbra.Generator(13)})
+    assert.are.equal("cuda", adv:device())
+    assert.is_true(head:forward(adv):mean() >= head:forward(z):mean())
+  end)
 end)

@@ -4,7 +4,9 @@
  * parameters(), optimisers, checkpoints and to(device). The proxy keeps a registry
  * reference to the module's Lua table (its fields; its metatable is the class); a Lua
  * error inside a method becomes the module's error, which the containers prefix with the
- * child's path. The friendly class API (nn.Module:extend) is in lua/umbra/nn.lua. */
+ * child's path. A class may declare bound(self, lo, hi) -> lo', hi', the module's interval
+ * bound rule for certificates (core/ood/ibp.c). The friendly class API (nn.Module:extend) is
+ * in lua/umbra/nn.lua. */
 #include <stdio.h>
 #include <string.h>
 #include "binding.h"
@@ -111,6 +113,87 @@ static int run_method(lua_module *lm, const char *method, um_tensor *x, um_tenso
     return UM_OK;
 }
 
+/* ---- interval bounds: the class's bound(self, lo, hi) -> lo', hi' ---- */
+
+typedef struct {
+    lua_module *lm;
+    um_tensor *lo, *hi;
+    um_tensor *lo_out, *hi_out;   /* new references on success */
+    int missing;                  /* the class declares no bound */
+} lua_bound_args;
+
+/* One end the Lua bound returned, checked (a float32 tensor on the input's device) and
+ * copied: the caller owns the result, and Lua may keep what it returned. */
+static int take_end(lua_State *L, lua_bound_args *a, int idx, const char *which, um_tensor **out) {
+    if (!um_lua_is_tensor(L, idx))
+        return luaL_error(L, "%s.bound must return two tensors (lo, hi), got %s for %s", a->lm->type,
+                          luaL_typename(L, idx), which);
+    um_tensor *t = um_lua_check_tensor(L, idx);
+    if (t->dtype != UM_FLOAT32)
+        return luaL_error(L, "%s.bound returned a %s tensor for %s, expected float32", a->lm->type,
+                          um_dtype_name(t->dtype), which);
+    if (um_backend_of(t) != um_backend_of(a->lo))
+        return luaL_error(L, "%s.bound returned %s on %s for an input on %s", a->lm->type, which,
+                          um_backend_of(t)->name, um_backend_of(a->lo)->name);
+    if (um_clone(out, t)) return um_lua_raise(L, "bound");
+    return 0;
+}
+
+/* Runs inside lua_pcall, as call_method. A rule that gives lo' > hi' anywhere (or NaN) is
+ * refused: no sound bound has that, and the certificate would build on it. */
+static int call_bound(lua_State *L) {
+    lua_bound_args *a = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->lm->ref);
+    if (lua_getfield(L, -1, "bound") != LUA_TFUNCTION) {
+        a->missing = 1;
+        return 0;
+    }
+    um_lua_push_module(L, &a->lm->base);
+    push_alias(L, a->lo, "bound");
+    push_alias(L, a->hi, "bound");
+    lua_call(L, 3, 2);
+    char s1[64], s2[64];
+    take_end(L, a, -2, "lo", &a->lo_out);
+    take_end(L, a, -1, "hi", &a->hi_out);
+    if (!um_same_shape(a->lo_out, a->hi_out))
+        return luaL_error(L, "%s.bound returned lo %s and hi %s: expected one shape", a->lm->type,
+                          um_shape_str(a->lo_out, s1, sizeof s1), um_shape_str(a->hi_out, s2, sizeof s2));
+    um_tensor *gap = NULL;
+    double below = 0;
+    int rc = um_binary(&gap, UM_SUB, a->hi_out, a->lo_out);
+    if (!rc) rc = um_clamp_(gap, -1e30, 0);
+    if (!rc) rc = um_sum_all(gap, &below);
+    um_tensor_release(gap);
+    if (rc) return um_lua_raise(L, "bound");
+    if (!(below >= 0))
+        return luaL_error(L, "%s.bound returned lo > hi (or NaN) somewhere: expected lo <= hi everywhere",
+                          a->lm->type);
+    return 0;
+}
+
+static int lm_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
+    lua_module *lm = (lua_module *)m;
+    lua_State *L = callback_thread(lm);
+    if (!lua_checkstack(L, 8)) return um_fail(UM_ENOMEM, "%s.bound: no room on the Lua stack", lm->type);
+    lua_bound_args a = {lm, lo, hi, NULL, NULL, 0};
+    lua_pushcfunction(L, call_bound);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        um_fail(UM_EINVAL, "%s.bound: %s", lm->type, msg ? msg : "error object is not a string");
+        lua_pop(L, 1);
+        um_tensor_release(a.lo_out);
+        um_tensor_release(a.hi_out);
+        return UM_EINVAL;
+    }
+    if (a.missing)
+        return um_fail(UM_ENOTIMPL, "%s has no interval bound (a Lua module declares one as %s:bound(lo, hi) "
+                       "returning lo', hi')", lm->type, lm->type);
+    *lo_out = a.lo_out;
+    *hi_out = a.hi_out;
+    return UM_OK;
+}
+
 /* ---- the proxy's ops ---- */
 
 static int lm_forward(um_module *m, um_tensor *x) {
@@ -151,6 +234,7 @@ static const um_module_ops lua_module_template = {
     .backward = lm_backward,
     .describe = lm_describe,
     .destroy = lm_destroy,
+    .bound = lm_bound,
 };
 
 static int is_lua_module(const um_module *m) { return m->ops->forward == lm_forward; }

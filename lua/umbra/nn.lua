@@ -216,7 +216,9 @@ end
 --- module its tensors (at most 4 of each; seen by parameters(), optimisers, checkpoints and
 --- to(device); read them as self.name). Class(...) makes an instance; Class:extend("Sub")
 --- a subclass. Other fields set on self live in Lua (self.alpha = 1). A Lua error in a
---- method becomes the module's error, named by the child's path.
+--- method becomes the module's error, named by the child's path. Optionally
+--- Class:bound(lo, hi) -> lo', hi': bounds on the output for every input between lo and hi
+--- elementwise, the module's rule in umbra.certify (docs/worst-case.md).
 function Module.extend(parent, name)
   if type(name) ~= "string" or name == "" then
     error("extend: the class needs a name, e.g. nn.Module:extend(\"Swish\")", 2)

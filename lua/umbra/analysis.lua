@@ -206,36 +206,66 @@ local function ood_rows(results)
   return rows
 end
 
--- one table for runs trained on the same data set
+-- one table for runs trained on the same data set; when a run has a worst case, every group
+-- gains the columns AAUC and GAUC (one per certified eps), filled in the Noise row
 local function block(results, names)
   local lines = {}
   local head = {"Trained on " .. analysis.display_name(results[1].dataset)}
   local sub = {""}
   local sep = {"---"}
+  local eps_cols = worst_analysis.bound_eps(results)
+  local has_worst = false
+  for _, r in ipairs(results) do has_worst = has_worst or r.worst ~= nil end
+  local cols = {"MMC", "AUROC", "FPR@95"}
+  if has_worst then
+    cols[#cols + 1] = "AAUC"
+    for _, e in ipairs(eps_cols) do cols[#cols + 1] = string.format("GAUC (eps %g)", e) end
+  end
   for i, r in ipairs(results) do
     local te = r.test_error == r.test_error and string.format(" (TE %.2f %%)", 100 * r.test_error) or ""
-    head[#head + 1] = names[i] .. te; head[#head + 1] = ""; head[#head + 1] = ""
-    for _, c in ipairs{"MMC", "AUROC", "FPR@95"} do sub[#sub + 1] = c; sep[#sep + 1] = "---:" end
+    head[#head + 1] = names[i] .. te
+    for _ = 2, #cols do head[#head + 1] = "" end
+    for _, c in ipairs(cols) do sub[#sub + 1] = c; sep[#sep + 1] = "---:" end
   end
   local function row(cells) lines[#lines + 1] = "| " .. table.concat(cells, " | ") .. " |" end
   row(head); row(sep); row(sub)
   local clean = {analysis.display_name(results[1].dataset)}
   for _, r in ipairs(results) do
-    clean[#clean + 1] = cell(r.mmc_clean); clean[#clean + 1] = "–"; clean[#clean + 1] = "–"
+    clean[#clean + 1] = cell(r.mmc_clean)
+    for _ = 2, #cols do clean[#clean + 1] = "–" end
   end
   row(clean)
-  local function metric_row(label, get)
+  local function metric_row(label, get, worst_set)
     local cells, any = {label}, false
     for _, r in ipairs(results) do
       local m = get(r)
       any = any or m ~= nil
       m = m or empty_metrics()
       cells[#cells + 1] = cell(m.mmc); cells[#cells + 1] = cell(m.auroc); cells[#cells + 1] = cell(m.fpr)
+      if has_worst then
+        local w = worst_set and r.worst
+        cells[#cells + 1] = cell(w and w.aauc or NAN)
+        for _, e in ipairs(eps_cols) do cells[#cells + 1] = cell(w and worst_analysis.gauc_at(w, e) or NAN) end
+      end
     end
     if any then row(cells) end
   end
   for _, o in ipairs(ood_rows(results)) do metric_row(analysis.display_name(o), function(r) return r.ood[o] end) end
-  for _, s in ipairs(ATTACKED) do metric_row(s.label, function(r) return r.sets[s.set] end) end
+  for _, s in ipairs(ATTACKED) do metric_row(s.label, function(r) return r.sets[s.set] end, s.set == "noise") end
+  if has_worst then
+    local what = {}
+    for i, r in ipairs(results) do
+      local w = r.worst
+      if w then
+        what[#what + 1] = string.format("%s: %s on the first %s noise points", names[i], w.attack or "no attack",
+                                        tostring(math.tointeger(w.n) or w.n))
+      end
+    end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "AAUC and GAUC (Noise row): conservative AUROCs (ties count as failures) of the clean test "
+      .. "set against the attacked confidences and the certified bounds (IBP) of the noise points ("
+      .. table.concat(what, "; ") .. "); AUROC counts ties half, over all noise points."
+  end
   local resist = {}
   for i, r in ipairs(results) do
     if r.resistance_adv == r.resistance_adv then

@@ -58,8 +58,8 @@ end
 
 local function cell(v) return (v == nil or v ~= v) and "–" or string.format("%.3f", v) end
 
---- A Markdown table: one row per run with a worst case; "" when none has one.
-function worst_analysis.markdown(results, names)
+--- The certified eps of the runs' worst cases, in increasing order, each once.
+function worst_analysis.bound_eps(results)
   local eps_cols, seen = {}, {}
   for _, r in ipairs(results) do
     for _, b in ipairs(r.worst and r.worst.bounds or {}) do
@@ -67,6 +67,17 @@ function worst_analysis.markdown(results, names)
     end
   end
   table.sort(eps_cols)
+  return eps_cols
+end
+
+--- The GAUC of a compute result at eps, or nil when it was not certified there.
+function worst_analysis.gauc_at(w, eps)
+  for _, b in ipairs(w.bounds) do if b.eps == eps then return b.gauc end end
+end
+
+--- A Markdown table: one row per run with a worst case; "" when none has one.
+function worst_analysis.markdown(results, names)
+  local eps_cols = worst_analysis.bound_eps(results)
   local head = {"run", "attack", "points", "MMC", "share >= 0.99", "AUC", "AAUC"}
   for _, e in ipairs(eps_cols) do head[#head + 1] = string.format("GAUC (eps %g)", e) end
   local lines = {"Worst case on the first noise points (conservative AUROCs against the clean test set):", "",
@@ -78,11 +89,7 @@ function worst_analysis.markdown(results, names)
       any = true
       local row = {(names and names[i]) or r.name, w.attack or "–", tostring(math.tointeger(w.n) or "–"), cell(w.mmc),
                    cell(w.share99), cell(w.auc), cell(w.aauc)}
-      for _, e in ipairs(eps_cols) do
-        local v
-        for _, b in ipairs(w.bounds) do if b.eps == e then v = b.gauc end end
-        row[#row + 1] = cell(v)
-      end
+      for _, e in ipairs(eps_cols) do row[#row + 1] = cell(worst_analysis.gauc_at(w, e)) end
       lines[#lines + 1] = "| " .. table.concat(row, " | ") .. " |"
     end
   end

@@ -38,6 +38,15 @@ describe("evaluate --attack --certify", function()
     assert.are.equal(0, rc, out)
     assert.truthy(out:find("| run | attack | points | MMC | share >= 0.99 | AUC | AAUC | GAUC (eps 0.01) | "
                            .. "GAUC (eps 0.3) |", 1, true), out)
+    -- the paper-shaped table carries AAUC and GAUC columns, filled in the Noise row only
+    assert.truthy(out:find("|  | MMC | AUROC | FPR@95 | AAUC | GAUC (eps 0.01) | GAUC (eps 0.3) |", 1, true), out)
+    local noise_row = out:match("\n(| Noise |[^\n]*)")
+    local cells = {}
+    for c in noise_row:gmatch("| ([^|]+) ") do cells[#cells + 1] = c end
+    assert.are.equal(7, #cells, noise_row)
+    for i = 2, 7 do assert.truthy(tonumber(cells[i]), noise_row) end
+    assert.truthy(out:find("\n| Adv. Noise | [%d.]+ | [%d.]+ | [%d.]+ | – | – | – |"), out)
+    assert.truthy(out:find("AAUC and GAUC (Noise row): conservative AUROCs", 1, true), out)
     local header
     for line in io.lines(dir .. "/evals.csv") do if line:find("^model_name") then header = line end end
     assert.truthy(header:find("AAUC noise_worst", 1, true) and header:find("GAUC noise eps=0.3", 1, true), header)

@@ -13,7 +13,8 @@
 --     The per-example most confident point over an ensemble (clean z included): conf is the
 --     max softmax confidence at the returned point, recomputed by a forward pass; winner[i]
 --     indexes report.names (1 = "clean"); report.escapes[name] counts the zero-gradient
---     escapes of each member. opts: eps (0.3), ensemble ("paper" | "worst3" | "suite" | a
+--     escapes of each member, report.conf[name] holds its values (n: confidences, or opts.value's)
+--     and report.mean[name] their mean. opts: eps (0.3), ensemble ("paper" | "worst3" | "suite" | a
 --     list of member specs {kind = "pgd" | "apgd" | "mpgd", name = ..., <its opts>}), seed
 --     (0: member i draws from umbra.Generator(seed + i), so a preset that extends another
 --     repeats its members' results exactly), escape_after (10, for APGD and MPGD members),
@@ -103,7 +104,7 @@ return function(attack)
     local best = value(model, z):clone()
     local points = z:clone()
     local winner = umbra.ones({n}, "int64")
-    local report = {names = {"clean"}, escapes = {}, mean = {}}
+    local report = {names = {"clean"}, escapes = {}, mean = {}, conf = {}}
     for i, m in ipairs(members) do
       local name = m.name or (m.kind .. " " .. i)
       report.names[#report.names + 1] = name
@@ -126,6 +127,7 @@ return function(attack)
       report.escapes[name] = stats and stats.escapes or 0
       local c = value(model, x)
       report.mean[name] = opts.value and c:mean() or eval.mmc(c)
+      report.conf[name] = c
       local host_x = x:device() == "cpu" and x or x:to("cpu")
       for k = 1, n do
         if c[k] > best[k] then   -- strictly: an earlier member keeps a tie

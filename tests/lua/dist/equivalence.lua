@@ -6,6 +6,10 @@
 -- global stream), bn_sync (ResNetSmall, CEDA noise from the global stream, synchronised
 -- batch norm), replicas (a small conv net with batch norm, ACET with per-rank noise:
 -- prints the largest difference between rank 0's parameters and buffers and the others').
+-- acet_global on several ranks also runs in lockstep: before each step rank 0 copies the
+-- replica's parameters and the shared generator into a one-process shadow, which takes the
+-- same step; it prints whether the noise of every step was the shadow's bit for bit and the
+-- largest relative difference of the parameters after one step.
 local umbra = require "umbra"
 local optim = require "umbra.optim"
 local nn = require "umbra.nn"
@@ -57,11 +61,59 @@ for i = 1, pool_n do
   pool[i]:narrow(3, first + 1, math.max(width // 10, 1)):add_(0.6)
 end
 local pool_y = umbra.tensor(labels, "int64")
+
+-- The one-process shadow of rank 0 (acet_global on several ranks): the noise each step
+-- made is kept, the whole batch's, to compare bit for bit.
+local shadow
+local function keep_noise(p)
+  local make = getmetatable(p).noise_for
+  p.noise_for = function(self, ...)
+    self.last_noise = make(self, ...)
+    return self.last_noise
+  end
+end
+if case == "acet_global" and size > 1 and rank == 0 then
+  local m = require("models.lenet"){generator = umbra.Generator(99)}
+  local sg = umbra.Generator(0)
+  local s1 = {}
+  for k, v in pairs(settings) do s1[k] = v end
+  s1.dist, s1.generator = nil, sg
+  shadow = {model = m, params = m:parameters(), generator = sg, identical = 0, worst = 0}
+  shadow.proc = train.Procedure(m, optim.SGD(shadow.params, {lr = tonumber(os.getenv("EQ_LR") or "0.01")}), s1)
+  keep_noise(shadow.proc)
+  keep_noise(proc)
+end
+
+local function relative_difference(a, b)
+  local d2, n2 = 0, 0
+  for i, t in ipairs(a) do
+    local d = t - b[i]
+    d2, n2 = d2 + (d * d):sum(), n2 + (t * t):sum()
+  end
+  return math.sqrt(d2 / n2)
+end
+
 local t0 = umbra.core.clock()
 for s = 1, steps do
   local at = ((s - 1) % 4) * batch + 1
-  local st = proc:step(pool:narrow(1, at, batch), pool_y:narrow(1, at, batch), 1)
+  local x, y = pool:narrow(1, at, batch), pool_y:narrow(1, at, batch)
+  if shadow then
+    for i, p in ipairs(params) do shadow.params[i]:copy_(p) end
+    shadow.generator:set_state(g:state())
+    shadow.proc.step_count = proc.step_count
+    shadow.proc:step(x, y, 1)
+  end
+  local st = proc:step(x, y, 1)
+  if shadow then
+    local a, b = shadow.proc.last_noise, proc.last_noise
+    if a:numel() == b:numel() and (a - b):abs():max() == 0 then shadow.identical = shadow.identical + 1 end
+    shadow.worst = math.max(shadow.worst, relative_difference(shadow.params, params))
+  end
   if os.getenv("EQ_DEBUG") then print(rank, st.loss, st.err) end
+end
+if shadow then
+  print(string.format("lockstep: noise identical in %d of %d steps, largest one-step difference %.3g",
+                      shadow.identical, steps, shadow.worst))
 end
 
 if case == "replicas" then

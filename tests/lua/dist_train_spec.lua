@@ -52,11 +52,13 @@ describe("data-parallel training", function()
   -- order alone gives one process on the machine at hand, whichever is larger.
   it("2 ranks = 1 rank with ACET noise from the global stream (LeNet, 10 steps)", function()
     local diff, out = equivalence("acet_global", 10)
-    local identical, one_step = out:match("lockstep: noise identical in (%d+) of 10 steps, largest one%-step difference (%S+)")
+    local identical, one_step =
+      out:match("lockstep: noise identical in (%d+) of 10 steps, largest one%-step difference (%S+)")
     assert.are.equal("10", identical, out)
     assert.is_true(tonumber(one_step) < 1e-7, out)
     local threads2 = dir .. "/acet_global_threads2.h5"
-    local out1, rc = h.run("EQ_LR=0.002 EQ_THREADS=2 " .. build .. "/umbra tests/lua/dist/equivalence.lua acet_global 10 " .. threads2)
+    local out1, rc = h.run("EQ_LR=0.002 EQ_THREADS=2 " .. build
+                           .. "/umbra tests/lua/dist/equivalence.lua acet_global 10 " .. threads2)
     assert.are.equal(0, rc, out1)
     local float_order = relative_difference(dir .. "/acet_global_1.h5", threads2)
     assert.is_true(diff < math.max(1e-4, 2 * float_order),

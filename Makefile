@@ -149,6 +149,16 @@ $(FUZZ_REPLAY): tests/fuzz/replay.c $(FUZZ_SRC) tests/fuzz/fuzz.h tests/c/check_
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -Itests/c -Itests/fuzz -o $@ tests/fuzz/replay.c $(FUZZ_SRC) $(WHOLE_LIB) $(CHECK_LIBS) $(LDLIBS) -Wl,-E -ldl
 
+# test_nccl_abi compares core/dist/nccl.h with NCCL's own header where one is installed
+$(BUILD)/tests/test_nccl_abi: override CFLAGS += $(if $(wildcard $(CUDA_HOME)/include/nccl.h),-I$(CUDA_HOME)/include)
+
+# A stand-in for libnccl.so.2 (reductions through MPI on host memory) for the NCCL path's
+# tests without a GPU (tests/lua/dist_nccl_spec.lua).
+FAKE_NCCL := $(BUILD)/tests/libfake_nccl.so
+$(FAKE_NCCL): tests/c/fake_nccl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -shared -o $@ $< $(MPI_LIBS)
+
 # libFuzzer binaries, one per target (build-fuzz/fuzz/<target>), from a clang build of the
 # library with ASan and UBSan; `make fuzz` runs each for FUZZ_SECONDS (scripts/run-fuzz).
 FUZZ_TARGETS := idx cifar svhn png h5 h5_resealed tfckpt sstable
@@ -175,7 +185,7 @@ $(EMBED_TEST): tests/embed/engine_only.c $(ENGINE_LIB)
 check-layers:
 	@scripts/check-layers
 
-test: all $(C_TESTS) $(EMBED_TEST) check-layers
+test: all $(C_TESTS) $(EMBED_TEST) $(FAKE_NCCL) check-layers
 	@$(EMBED_TEST)
 	@BUILD=$(BUILD) scripts/run-tests
 
@@ -197,7 +207,7 @@ memcheck: all $(C_TESTS)
 	@BUILD=$(BUILD) MEMCHECK=1 scripts/run-tests c
 
 asan:
-	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1" EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" EXTRA_LDFLAGS="-fsanitize=address,undefined" all $(patsubst $(BUILD)/%,build-asan/%,$(C_TESTS))
+	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1" EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" EXTRA_LDFLAGS="-fsanitize=address,undefined" all $(patsubst $(BUILD)/%,build-asan/%,$(C_TESTS) $(FAKE_NCCL))
 	@BUILD=build-asan ASAN=1 scripts/run-tests
 
 demo: all

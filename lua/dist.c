@@ -1,6 +1,7 @@
 /* umbra.core.dist_*: the collectives of core/dist/ for Lua (lua/umbra/dist.lua is the
  * friendly face): init, rank/size, barrier, allreduce in place, broadcast, allgather,
- * a fused allreduce of a list of tensors (the gradients) and abort. */
+ * a fused allreduce of a list of tensors (the gradients), the device collectives' set-up
+ * (NCCL or host copies) and abort. */
 #include "binding.h"
 #include "dist/dist.h"
 
@@ -97,6 +98,14 @@ static int l_pick_local_gpu(lua_State *L) {
     return 1;
 }
 
+/* device_collectives() -> how device tensors are reduced ("NCCL 2.x.y on the device", ...) */
+static int l_device_collectives(lua_State *L) {
+    char how[640];
+    if (um_dist_device_collectives(how, sizeof how)) return um_lua_raise(L, "dist.device_collectives");
+    lua_pushstring(L, how);
+    return 1;
+}
+
 static int l_abort(lua_State *L) {
     lua_Integer code = luaL_optinteger(L, 2, 1);
     um_dist_abort((int)code, luaL_optstring(L, 1, NULL));
@@ -108,6 +117,7 @@ static const luaL_Reg functions[] = {
     {"dist_allreduce", l_allreduce}, {"dist_allreduce_many", l_allreduce_many},
     {"dist_broadcast", l_broadcast}, {"dist_allgather", l_allgather}, {"dist_abort", l_abort},
     {"dist_sync_batchnorm", l_sync_batchnorm}, {"dist_pick_local_gpu", l_pick_local_gpu},
+    {"dist_device_collectives", l_device_collectives},
     {NULL, NULL}};
 
 void um_lua_open_dist(lua_State *L, int module) {

@@ -112,6 +112,9 @@ if args.lr == 0 then parser:error("--lr must be > 0, got 0") end
 if args.noise_streams ~= "rank" and args.noise_streams ~= "global" then
   parser:error("--noise_streams must be rank or global")
 end
+if args.sync_bn and nranks > 1 and args.device ~= "cpu" then
+  parser:error("--sync_bn runs on CPU tensors only; on GPUs each rank normalises with its own statistics")
+end
 if args.batch_size < nranks then
   parser:error(string.format("--batch_size %d is smaller than the %d ranks", args.batch_size, nranks))
 end
@@ -172,6 +175,8 @@ if args.device == "cuda" and nranks > 1 then dist.pick_local_gpu() end   -- befo
 local g = umbra.Generator(args.seed)
 local model = require("models." .. args.model){num_classes = train_set.num_classes, generator = g}
 if args.device ~= "cpu" then model:to(args.device) end
+-- gradients on GPUs: NCCL on the device when every rank has it, else MPI on host copies
+local collectives = nranks > 1 and args.device ~= "cpu" and dist.device_collectives() or nil
 -- weight decay as the authors: every parameter whose name contains weight/fc/conv, i.e.
 -- for ResNetSmall the conv kernels and the dense layer (not batch norm), for LeNet all
 local decay = model:parameters(function(path) return not path:find("bn") end)
@@ -219,10 +224,11 @@ local run <close> = dist.main_only(function()
 end)
 if nranks > 1 then
   local extra = args.batch_size % nranks
-  run:print("%d ranks x %d threads per rank; global batch %d (%d per rank%s), noise streams: %s, batch norm: %s",
+  run:print("%d ranks x %d threads per rank; global batch %d (%d per rank%s), noise streams: %s, batch norm: %s%s",
             nranks, umbra.get_num_threads(), args.batch_size, args.batch_size // nranks,
             extra > 0 and string.format(", the first %d ranks one more", extra) or "",
-            args.noise_streams, args.sync_bn and "global statistics" or "per-rank statistics")
+            args.noise_streams, args.sync_bn and "global statistics" or "per-rank statistics",
+            collectives and "; gradients: " .. collectives or "")
 end
 if not args.resume and dist.is_main() then
   config_file.write(run_dir .. "/config.lua", config)

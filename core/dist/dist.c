@@ -13,6 +13,8 @@
 #include "alloc.h"
 #include "backend.h"
 #include "error.h"
+#include "dist/device.h"
+#include "dist/nccl.h"
 #include "nn/layers.h"
 
 static struct {
@@ -52,6 +54,7 @@ static void at_exit(int status, void *unused) {
         fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, status);
     }
+    um_nccl_destroy();
     if (g.local != MPI_COMM_NULL) MPI_Comm_free(&g.local);
     MPI_Finalize();
 }
@@ -165,6 +168,7 @@ int um_dist_allreduce(um_tensor *t, um_dist_op op) {
     int rc = need_init("dist.allreduce");
     if (!rc) rc = check_reducible(t, op, "dist.allreduce");
     if (rc || !g.mpi) return rc;
+    if (um_dist_device_route(t)) return um_dist_device_allreduce(t, op);
     return on_host(t, reduce_cb, (int)op, 1);
 }
 
@@ -180,6 +184,7 @@ int um_dist_allreduce_many(um_tensor *const *ts, int n, um_dist_op op) {
         total += um_numel(ts[i]);
     }
     if (!g.mpi || total == 0) return UM_OK;
+    if (um_dist_device_route(ts[0])) return um_dist_device_allreduce_many(ts, n, op);
     float *flat = um_alloc((size_t)total * sizeof(float));
     if (!flat) return um_fail(UM_ENOMEM, "dist.allreduce_grads: cannot allocate %lld floats", (long long)total);
     int64_t at = 0;
@@ -226,6 +231,7 @@ int um_dist_broadcast(um_tensor *t, int root) {
         return um_fail(UM_EINVAL, "dist.broadcast: rank %d holds %lld elements, root %d sends %lld", g.rank,
                        (long long)n, root, (long long)n_root);
     if (!g.mpi) return UM_OK;
+    if (um_dist_device_route(t)) return um_dist_device_broadcast(t, root);
     return on_host(t, bcast_cb, root, g.rank != root);
 }
 

@@ -2,7 +2,8 @@
  * (Open MPI, or any MPI a launcher such as mpirun or Slurm's srun starts). um_dist_init is
  * idempotent; a process not started by a launcher is one rank and never touches MPI, so a
  * plain build/umbra works without mpirun. Errors are umbra errors naming the MPI call and the
- * rank. Tensors on a device go through host copies. */
+ * rank. Tensors on a device go through NCCL after um_dist_device_collectives found it, else
+ * through host copies. */
 #ifndef UM_DIST_H
 #define UM_DIST_H
 #include <stdint.h>
@@ -44,6 +45,13 @@ int um_dist_sync_batchnorm(int on);
  * the driver's /proc/driver/nvidia/gpus), by setting CUDA_VISIBLE_DEVICES. Writes the
  * chosen device ("" when there is no GPU to choose from) into chosen. */
 int um_dist_pick_local_gpu(char *chosen, size_t n);
+/* Collectives on device tensors from now on: through NCCL when every rank can load it
+ * (libnccl.so.2, $UMBRA_NCCL_LIB; UMBRA_NCCL=off never, =require fails without it), else
+ * through MPI on host copies. Every rank calls it (it is collective), after its device is
+ * chosen. Writes which it is into how ("NCCL 2.28.9 on the device", "MPI on host copies (no
+ * NCCL: ...)"). A rank whose NCCL is there but unusable (too old, an entry point missing, a
+ * communicator that cannot be made) fails on every rank with the reason. */
+int um_dist_device_collectives(char *how, size_t n);
 /* End the whole job now with this exit code (all ranks), saying which rank asked and why. */
 void um_dist_abort(int code, const char *why);
 

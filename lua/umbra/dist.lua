@@ -44,6 +44,14 @@ function dist.sync_batchnorm(on) core.dist_sync_batchnorm(on) end
 --- uses CUDA (the CUDA library reads it once, when it loads).
 function dist.pick_local_gpu() return core.dist_pick_local_gpu() end
 
+--- dist.device_collectives() -> how: every rank calls it once its GPU is chosen (and the
+--- model on it); from then on collectives on device tensors go through NCCL on the device
+--- when every rank can load libnccl.so.2 ($UMBRA_NCCL_LIB), else through MPI on host
+--- copies. how says which ("NCCL 2.28.9 on the device", "MPI on host copies (no NCCL: ...)").
+--- UMBRA_NCCL=off never uses NCCL, UMBRA_NCCL=require fails without it; an NCCL that is
+--- there but unusable (too old, a communicator that cannot be made) is an error on every rank.
+function dist.device_collectives() return core.dist_device_collectives() end
+
 --- dist.abort(message [, code]): stop every rank now, saying which rank and why.
 function dist.abort(message, code) core.dist_abort(message, code) end
 

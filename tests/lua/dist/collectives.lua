@@ -1,9 +1,12 @@
 -- Run by tests/lua/dist_spec.lua under mpirun: each collective of umbra.dist on every
 -- rank, checked against what the ranks' contributions must give; prints "rank r ok".
+-- With COLLECTIVES_DEVICE=1 it first sets up the device collectives (dist_nccl_spec runs it
+-- on a stand-in NCCL) and prints how they run.
 local umbra = require "umbra"
 local dist = require "umbra.dist"
 local rank, size = dist.init()
 assert(dist.init() == rank, "init is idempotent")
+if os.getenv("COLLECTIVES_DEVICE") == "1" then print(string.format("rank %d: %s", rank, dist.device_collectives())) end
 local function check(cond, what) if not cond then error(string.format("rank %d: %s", rank, what), 0) end end
 
 local t = umbra.full({5}, rank + 1)

@@ -10,6 +10,8 @@
 -- replica's parameters and the shared generator into a one-process shadow, which takes the
 -- same step; it prints whether the noise of every step was the shadow's bit for bit and the
 -- largest relative difference of the parameters after one step.
+-- EQ_DEVICE=cuda trains on the GPUs (one per rank); EQ_DEVICE_COLLECTIVES=1 sets up the
+-- device collectives (NCCL, or its stand-in in the tests) on the CPU as well.
 local umbra = require "umbra"
 local optim = require "umbra.optim"
 local nn = require "umbra.nn"
@@ -20,6 +22,8 @@ local dist = require "umbra.dist"
 
 local case, steps, out = arg[1], math.tointeger(tonumber(arg[2])), arg[3]
 local rank, size = dist.init()
+local device = os.getenv("EQ_DEVICE") or "cpu"
+if device == "cuda" and size > 1 then dist.pick_local_gpu() end   -- before CUDA loads
 umbra.set_num_threads(tonumber(os.getenv("EQ_THREADS") or "1"))
 local g = umbra.Generator(7)
 
@@ -39,6 +43,11 @@ elseif case == "replicas" then
   settings = {at_frac = 1, pgd_niter = 1, pgd_eps = 0.3, dist = {noise = "rank"}}
 else
   error("equivalence.lua: CASE must be plain, acet_global, bn_sync or replicas, got " .. tostring(case))
+end
+model:to(device)
+if size > 1 and (device ~= "cpu" or os.getenv("EQ_DEVICE_COLLECTIVES") == "1") then
+  local how = dist.device_collectives()
+  if rank == 0 then print("collectives: " .. how) end
 end
 dist.broadcast_module(model)
 settings.generator = g
@@ -60,7 +69,8 @@ for i = 1, pool_n do
   local first = (c - 1) * width // 10
   pool[i]:narrow(3, first + 1, math.max(width // 10, 1)):add_(0.6)
 end
-local pool_y = umbra.tensor(labels, "int64")
+local pool_y = umbra.tensor(labels, "int64"):to(device)
+pool = pool:to(device)
 
 -- The one-process shadow of rank 0 (acet_global on several ranks): the noise each step
 -- made is kept, the whole batch's, to compare bit for bit.

@@ -1,6 +1,7 @@
 /* umbra.core.dist_*: the collectives of core/dist/ for Lua (lua/umbra/dist.lua is the
  * friendly face): init, rank/size, barrier, allreduce in place, broadcast, allgather,
- * a fused allreduce of a list of tensors (the gradients), the device collectives' set-up
+ * a fused allreduce of a list of tensors (the gradients), its bucketed form overlapping the
+ * backward pass, the device collectives' set-up
  * (NCCL or host copies) and abort. */
 #include "binding.h"
 #include "dist/dist.h"
@@ -106,6 +107,67 @@ static int l_device_collectives(lua_State *L) {
     return 1;
 }
 
+/* buckets({grads...}, {extra...}, bucket_bytes) -> an object with :arm(), :finish() -> n
+ * started during the backward, :count() (core/dist/buckets.c) */
+#define BUCKETS_MT "umbra.dist_buckets"
+
+static um_dist_buckets **check_buckets(lua_State *L) {
+    um_dist_buckets **box = luaL_checkudata(L, 1, BUCKETS_MT);
+    if (!*box) luaL_error(L, "dist.buckets: used after free");
+    return box;
+}
+
+static int tensor_list(lua_State *L, int idx, um_tensor ***out) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int n = (int)luaL_len(L, idx);
+    um_tensor **ts = lua_newuserdatauv(L, sizeof(um_tensor *) * (size_t)(n > 0 ? n : 1), 0);
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        if (!um_lua_is_tensor(L, -1))
+            return luaL_error(L, "dist.buckets: entry %d of list %d is a %s, expected a tensor", i + 1, idx,
+                              luaL_typename(L, -1));
+        ts[i] = um_lua_check_tensor(L, -1);
+        lua_pop(L, 1);
+    }
+    *out = ts;
+    return n;
+}
+
+static int l_buckets(lua_State *L) {
+    um_tensor **grads, **extra;
+    int n_grads = tensor_list(L, 1, &grads), n_extra = tensor_list(L, 2, &extra);
+    lua_Integer bytes = luaL_checkinteger(L, 3);
+    um_dist_buckets **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    luaL_setmetatable(L, BUCKETS_MT);
+    if (um_dist_buckets_new(box, grads, n_grads, extra, n_extra, (int64_t)bytes)) return um_lua_raise(L, "dist.buckets");
+    return 1;
+}
+
+static int l_buckets_arm(lua_State *L) {
+    if (um_dist_buckets_arm(*check_buckets(L))) return um_lua_raise(L, "dist.buckets:arm");
+    return 0;
+}
+
+static int l_buckets_finish(lua_State *L) {
+    int early = 0;
+    if (um_dist_buckets_finish(*check_buckets(L), &early)) return um_lua_raise(L, "dist.buckets:finish");
+    lua_pushinteger(L, early);
+    return 1;
+}
+
+static int l_buckets_count(lua_State *L) {
+    lua_pushinteger(L, um_dist_buckets_count(*check_buckets(L)));
+    return 1;
+}
+
+static int l_buckets_gc(lua_State *L) {
+    um_dist_buckets **box = luaL_checkudata(L, 1, BUCKETS_MT);
+    um_dist_buckets_free(*box);
+    *box = NULL;
+    return 0;
+}
+
 static int l_abort(lua_State *L) {
     lua_Integer code = luaL_optinteger(L, 2, 1);
     um_dist_abort((int)code, luaL_optstring(L, 1, NULL));
@@ -117,10 +179,18 @@ static const luaL_Reg functions[] = {
     {"dist_allreduce", l_allreduce}, {"dist_allreduce_many", l_allreduce_many},
     {"dist_broadcast", l_broadcast}, {"dist_allgather", l_allgather}, {"dist_abort", l_abort},
     {"dist_sync_batchnorm", l_sync_batchnorm}, {"dist_pick_local_gpu", l_pick_local_gpu},
-    {"dist_device_collectives", l_device_collectives},
+    {"dist_device_collectives", l_device_collectives}, {"dist_buckets", l_buckets},
     {NULL, NULL}};
 
 void um_lua_open_dist(lua_State *L, int module) {
+    static const luaL_Reg bucket_methods[] = {
+        {"arm", l_buckets_arm}, {"finish", l_buckets_finish}, {"count", l_buckets_count}, {NULL, NULL}};
+    luaL_newmetatable(L, BUCKETS_MT);
+    luaL_newlib(L, bucket_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_buckets_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     lua_pushvalue(L, module);
     luaL_setfuncs(L, functions, 0);
     lua_pop(L, 1);

@@ -57,6 +57,9 @@ parser:option("--noise_streams", "with several ranks: rank (each rank its own no
               .. "(every rank makes the whole batch's noise, as one process: exact, for tests)", "rank")
 parser:flag("--sync_bn", "with several ranks: batch norms use the statistics of the global batch "
             .. "(default: each rank its own, as the authors' multi-GPU towers)")
+parser:option("--bucket_mb", "with several ranks on CPUs: sum the gradients in buckets of this many MB, each "
+              .. "started during the backward as soon as its gradients are computed (0: one allreduce after it)",
+              "0"):convert(tonumber)
 local args = parser:parse(arg)
 local rank, nranks = dist.init()
 
@@ -73,7 +76,7 @@ if args.resume then
   local saved, cerr = config_file.read(run_dir .. "/config.lua")
   if not saved then io.stderr:write("train: --resume ", cerr, "\n"); os.exit(1) end
   local keep = {resume = true, threads = true, device = true, data_dir = true, max_steps = true, stop_epoch = true,
-                noise_streams = true, sync_bn = true}
+                noise_streams = true, sync_bn = true, bucket_mb = true}
   for k, v in pairs(saved) do if not keep[k] then args[k] = v end end
 end
 
@@ -114,6 +117,10 @@ if args.noise_streams ~= "rank" and args.noise_streams ~= "global" then
 end
 if args.sync_bn and nranks > 1 and args.device ~= "cpu" then
   parser:error("--sync_bn runs on CPU tensors only; on GPUs each rank normalises with its own statistics")
+end
+if not args.bucket_mb or args.bucket_mb < 0 then parser:error("--bucket_mb must be a number >= 0") end
+if args.bucket_mb > 0 and nranks > 1 and args.device ~= "cpu" then
+  parser:error("--bucket_mb runs on CPUs; on GPUs the gradients go in one flat call (NCCL or MPI)")
 end
 if args.batch_size < nranks then
   parser:error(string.format("--batch_size %d is smaller than the %d ranks", args.batch_size, nranks))
@@ -228,7 +235,10 @@ if nranks > 1 then
             nranks, umbra.get_num_threads(), args.batch_size, args.batch_size // nranks,
             extra > 0 and string.format(", the first %d ranks one more", extra) or "",
             args.noise_streams, args.sync_bn and "global statistics" or "per-rank statistics",
-            collectives and "; gradients: " .. collectives or "")
+            collectives and "; gradients: " .. collectives
+              or args.bucket_mb > 0
+                 and string.format("; gradients: buckets of %g MB during the backward", args.bucket_mb)
+              or "; gradients: one allreduce after the backward")
 end
 if not args.resume and dist.is_main() then
   config_file.write(run_dir .. "/config.lua", config)
@@ -249,7 +259,7 @@ local proc = train.Procedure(model, opt, {
   noise_schedule = outlier_set and noise.schedule.outliers(outlier_set, {
     mix = args.outlier_mix, noise = noise.schedule.authors{frac_perm = args.frac_perm}})
     or noise.schedule.authors{frac_perm = args.frac_perm},
-  dist = nranks > 1 and {noise = args.noise_streams, sync_bn = args.sync_bn} or nil,
+  dist = nranks > 1 and {noise = args.noise_streams, sync_bn = args.sync_bn, bucket_mb = args.bucket_mb} or nil,
 })
 proc.step_count = step
 

@@ -45,6 +45,21 @@ int um_dist_sync_batchnorm(int on);
  * the driver's /proc/driver/nvidia/gpus), by setting CUDA_VISIBLE_DEVICES. Writes the
  * chosen device ("" when there is no GPU to choose from) into chosen. */
 int um_dist_pick_local_gpu(char *chosen, size_t n);
+/* Gradients reduced (summed) in buckets of at most bucket_bytes whose MPI_Iallreduce starts
+ * during the backward pass, as soon as the bucket's gradients are computed (buckets.c).
+ * grads: the model's gradients in the tree's order (the backward runs it in reverse);
+ * extra: tensors final before the backward (the averaged batch-norm statistics), one
+ * bucket started by arm. Contiguous float32 CPU tensors, the same list on every rank. */
+typedef struct um_dist_buckets um_dist_buckets;
+int um_dist_buckets_new(um_dist_buckets **out, um_tensor *const *grads, int n_grads, um_tensor *const *extra,
+                        int n_extra, int64_t bucket_bytes);
+int um_dist_buckets_count(const um_dist_buckets *d);
+/* Before the backward that completes the gradients (after zero_grad and any other pass). */
+int um_dist_buckets_arm(um_dist_buckets *d);
+/* After it: start what the pass did not, wait for all, write the sums into the tensors;
+ * *started_early: how many buckets started during the backward. */
+int um_dist_buckets_finish(um_dist_buckets *d, int *started_early);
+void um_dist_buckets_free(um_dist_buckets *d);   /* NULL is fine */
 /* Collectives on device tensors from now on: through NCCL when every rank can load it
  * (libnccl.so.2, $UMBRA_NCCL_LIB; UMBRA_NCCL=off never, =require fails without it), else
  * through MPI on host copies. Every rank calls it (it is collective), after its device is

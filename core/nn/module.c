@@ -250,10 +250,25 @@ static int check_backward(um_module *m, um_tensor *x, um_tensor *gy) {
     return UM_OK;
 }
 
+static um_grads_ready_hook grads_ready;
+static void *grads_ready_ctx;
+
+void um_module_set_grads_ready_hook(um_grads_ready_hook hook, void *ctx) {
+    grads_ready = hook;
+    grads_ready_ctx = ctx;
+}
+
+/* m's own parameter gradients were just computed (a module runs once per pass) */
+static int notify_grads(um_module *m, int flags) {
+    if (!grads_ready || !(flags & UM_GRAD_PARAMS) || m->n_params == 0) return UM_OK;
+    return grads_ready(m, grads_ready_ctx);
+}
+
 static int run_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     if (!(flags & UM_GRAD_INPUT) && !um_module_has_params(m)) return UM_OK;
     int rc = check_backward(m, x, gy);
-    return rc ? rc : m->ops->backward(m, x, gy, flags);
+    if (!rc) rc = m->ops->backward(m, x, gy, flags);
+    return rc ? rc : notify_grads(m, flags);
 }
 
 int um_module_forward(um_module *m, um_tensor *x, um_tensor **y) {
@@ -327,6 +342,7 @@ int um_module_child_fold_backward(um_module *m, int i, um_tensor *x_prev, um_ten
     if (rc) return child_fail(m, i - 1, rc);
     if ((rc = check_backward(c, prev->output, gy))) return child_fail(m, i, rc);
     rc = c->ops->fold_backward(c, prev, x_prev, gy, flags | UM_GRAD_INPUT);
+    if (rc == UM_OK && ((rc = notify_grads(c, flags)) || (rc = notify_grads(prev, flags)))) return child_fail(m, i, rc);
     return rc < 0 ? child_fail(m, i, rc) : rc;
 }
 

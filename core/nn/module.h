@@ -81,6 +81,12 @@ int um_module_forward(um_module *m, um_tensor *x, um_tensor **y);
 int um_module_backward(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx);
 /* Input gradient only; parameter gradients untouched (PGD). */
 int um_module_backward_input(um_module *m, um_tensor *x, um_tensor *gy, um_tensor **gx);
+/* Called during every backward pass that computes parameter gradients, as soon as a module's
+ * own parameter gradients are computed (in the backward's order: the last layer first), so
+ * that data-parallel training can start reducing them while the pass goes on (core/dist/
+ * buckets). A nonzero return stops the pass with that error. NULL (the default): none. */
+typedef int (*um_grads_ready_hook)(um_module *m, void *ctx);
+void um_module_set_grads_ready_hook(um_grads_ready_hook hook, void *ctx);
 
 void um_module_train(um_module *m, int training);   /* recursive */
 int um_module_zero_grad(um_module *m);              /* recursive */

@@ -79,6 +79,19 @@ function dist.allreduce_grads(what, op)
   core.dist_allreduce_many(list or what, op or "sum")
 end
 
+--- b = dist.buckets(grads, extra, bucket_mb): the bucketed allreduce (sums) of a list of CPU
+--- gradients, overlapping the backward pass: buckets of at most bucket_mb MB in the
+--- backward's order, each started (MPI_Iallreduce) as soon as the backward has computed its
+--- gradients; extra (tensors final before the backward: batch-norm statistics) is a bucket
+--- started by arm. b:arm() before the backward that completes the gradients, b:finish()
+--- after it (waits, writes the sums; returns how many buckets started during the backward),
+--- b:count(). The flat allreduce_grads is one blocking call after the backward instead.
+function dist.buckets(grads, extra, bucket_mb)
+  assert(type(bucket_mb) == "number" and bucket_mb > 0, "dist.buckets: bucket_mb must be a number > 0, got "
+         .. tostring(bucket_mb))
+  return core.dist_buckets(grads, extra or {}, math.max(4, math.floor(bucket_mb * 1024 * 1024)))
+end
+
 --- dist.broadcast_module(model [, root]): root's parameters and buffers on every rank.
 function dist.broadcast_module(model, root)
   if info.size == 1 then return end

@@ -36,10 +36,12 @@ end
 --- code's form), generator (required), out_loss (a criterion of your own replacing loss:
 --- out_loss:forward(logits) -> per-example values (n), out_loss:backward(logits) -> the
 --- gradient of their sum; ACET's PGD then maximises those values), dist (nil, or
---- {noise = "rank" | "global", sync_bn =} after dist.init() with more than one rank: "rank"
+--- {noise = "rank" | "global", sync_bn =, bucket_mb =} after dist.init() with more than one rank: "rank"
 --- draws each rank's noise and PGD starts from its own stream (seed, rank, step); "global"
 --- makes the whole batch's noise on every rank from the shared generator, as one process
---- would, and keeps the rank's block).
+--- would, and keeps the rank's block; bucket_mb: with a number > 0, the gradients are
+--- summed in buckets of that many MB started during the backward (dist.buckets, CPU), else
+--- in one flat allreduce after it).
 function train.Procedure(model, optimiser, settings)
   local s = {}
   for k, v in pairs(settings or {}) do s[k] = v end
@@ -119,6 +121,12 @@ function Procedure:init_dist()
   for _, gr in ipairs(self.model:gradients()) do list[#list + 1] = gr end
   -- synchronised batch norms compute the same statistics everywhere already
   self.buffers = self.dist.sync_bn and {} or dist.module_buffers(self.model)
+  local mb = self.dist.bucket_mb
+  if mb and mb > 0 then
+    -- reduced during the backward, bucket by bucket
+    self.buckets = dist.buckets(self.model:gradients(), self.buffers, mb)
+    return
+  end
   for _, b in ipairs(self.buffers) do list[#list + 1] = b end
   self.reduce_list = list
 end
@@ -186,9 +194,12 @@ step_body = function(self, x, y, epoch)
                         tostring(finite(lc) and lo or lc), self.step_count, tostring(lc), tostring(lo)), 2)
   end
   model:zero_grad()
+  if d then for _, b in ipairs(self.buffers) do b:mul_(1 / dist.size()) end end
+  if self.buckets then self.buckets:arm() end
   model:backward(input, grad, {input_grad = false})   -- the input gradient is not needed
-  if d then
-    for _, b in ipairs(self.buffers) do b:mul_(1 / dist.size()) end
+  if self.buckets then
+    self.buckets_early = self.buckets:finish()
+  elseif d then
     dist.allreduce_grads(self.reduce_list)
   end
   local reg = 0

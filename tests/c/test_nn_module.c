@@ -474,6 +474,46 @@ START_TEST(bn_relu_fold_matches_two_backwards) {
 }
 END_TEST
 
+/* The grads-ready hook (core/dist/ starts reducing buckets from it): once per module with
+ * parameters, in the backward's order, the folded BN+ReLU pairs included; never in an
+ * input-only pass (PGD); an error from it stops the pass with that error. */
+static um_module *seen[16];
+static int n_seen, fail_at;
+static int record_grads_ready(um_module *m, void *ctx) {
+    if (n_seen < 16) seen[n_seen] = m;
+    n_seen++;
+    return n_seen == fail_at ? um_fail(UM_EIO, "hook failing on purpose") : UM_OK;
+}
+
+START_TEST(grads_ready_hook_in_backward_order) {
+    um_module *net = bn_relu_net(7, 0);   /* BN, ReLU, conv, BN, ReLU, conv: folded pairs */
+    um_tensor *x = gc_tensor(4, (int64_t[]){2, 3, 6, 5}), *y, *gx;
+    gc_fill(x, 5, -1, 1, 0);
+    ck_ok(um_module_forward(net, x, &y));
+    um_tensor *gy = gc_tensor(y->ndim, y->size);
+    gc_fill(gy, 6, -1, 1, 0);
+    um_module_set_grads_ready_hook(record_grads_ready, NULL);
+    n_seen = 0, fail_at = 0;
+    ck_ok(um_module_backward_input(net, x, gy, &gx));
+    ck_assert_int_eq(n_seen, 0);
+    ck_ok(um_module_backward(net, x, gy, &gx));
+    int expect[] = {5, 3, 2, 0};   /* children with parameters, last first */
+    ck_assert_int_eq(n_seen, 4);
+    for (int i = 0; i < 4; i++) ck_assert_ptr_eq(seen[i], um_module_child(net, expect[i]));
+    n_seen = 0, fail_at = 2;
+    ck_fails(um_module_backward(net, x, gy, &gx), UM_EIO);
+    ck_assert_msg(strstr(um_last_error(), "hook failing on purpose") != NULL, "%s", um_last_error());
+    ck_assert_int_eq(n_seen, 2);
+    um_module_set_grads_ready_hook(NULL, NULL);
+    n_seen = 0;
+    ck_ok(um_module_backward(net, x, gy, &gx));
+    ck_assert_int_eq(n_seen, 0);
+    um_tensor_release(gy);
+    um_tensor_release(x);
+    um_module_release(net);
+}
+END_TEST
+
 START_TEST(warm_step_allocates_nothing) { warm_steps(4); }
 END_TEST
 
@@ -559,6 +599,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, warm_alternating_batches_allocate_nothing);
     tcase_add_test(tc, relu_maxpool_fold_matches_two_backwards);
     tcase_add_test(tc, bn_relu_fold_matches_two_backwards);
+    tcase_add_test(tc, grads_ready_hook_in_backward_order);
     tcase_add_test(tc, views_do_not_pin_buffers_across_batch_sizes);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(s, tc);

@@ -77,6 +77,26 @@ describe("data-parallel training", function()
     assert.are.equal(0, rc, out)
     assert.matches("replicas: largest difference 0 after 100 steps", out, 1, true)
   end)
+
+  -- the gradients in buckets started during the backward (dist.buckets): LeNet's 13 MB in
+  -- 0.5 MB buckets are 3 (fc1's weight alone), all started before the backward ends; two
+  -- ranks sum two numbers in either order alike, so the result is the flat call's, bit for bit
+  it("with bucketed allreduce during the backward: 2 ranks = 1 rank (LeNet, 50 steps) and = the flat call", function()
+    local bucketed = dir .. "/plain_buckets.h5"
+    local flat = io.open(dir .. "/plain_2.h5")   -- the first test's runs
+    if flat then flat:close() else equivalence("plain", 50) end
+    local out, rc = h.run("EQ_LR=0.002 EQ_BUCKET_MB=0.5 " .. h.mpirun(2) .. " tests/lua/dist/equivalence.lua plain 50 "
+                          .. bucketed)
+    assert.are.equal(0, rc, out)
+    assert.matches("buckets: 3, 3 started during the backward", out, 1, true)
+    assert.is_true(relative_difference(dir .. "/plain_1.h5", bucketed) < 1e-5)
+    assert.are.equal(0, relative_difference(dir .. "/plain_2.h5", bucketed))
+    -- the batch-norm statistics travel in a bucket of their own, started before the backward
+    out, rc = h.run("EQ_BUCKET_MB=0.001 " .. h.mpirun(2) .. " tests/lua/dist/equivalence.lua replicas 100 -")
+    assert.are.equal(0, rc, out)
+    assert.matches("buckets: 4, 3 started during the backward", out, 1, true)
+    assert.matches("replicas: largest difference 0 after 100 steps", out, 1, true)
+  end)
 end)
 
 describe("recipes/train.lua under mpirun", function()
@@ -117,11 +137,13 @@ describe("recipes/train.lua under mpirun", function()
   end)
 
   -- the reference: one rank, two epochs without a stop; then each half on another N
-  local function check_resume(exp, first, second)
+  local function check_resume(exp, first, second, second_flags, says)
     local out, rc = h.run(first .. " recipes/train.lua" .. flags(exp, "--n_epochs 2 --stop_epoch 1"))
     assert.are.equal(0, rc, out)
-    out, rc = h.run(second .. " recipes/train.lua --resume " .. run_dir(exp) .. " --threads 1 --data_dir " .. data_dir)
+    out, rc = h.run(second .. " recipes/train.lua --resume " .. run_dir(exp) .. " --threads 1 --data_dir " .. data_dir
+                    .. " " .. (second_flags or ""))
     assert.are.equal(0, rc, out)
+    if says then assert.matches(says, out, 1, true) end
     local row, n = last_row(exp)
     local ref = last_row("reference")
     assert.are.equal(2, n)
@@ -141,6 +163,8 @@ describe("recipes/train.lua under mpirun", function()
     local out, rc = h.run(build .. "/umbra recipes/train.lua" .. flags("reference", "--n_epochs 2"))
     assert.are.equal(0, rc, out)
     check_resume("two_to_one", h.mpirun(2), build .. "/umbra")
-    check_resume("one_to_two", build .. "/umbra", h.mpirun(2))
+    -- the second half with the gradients in buckets during the backward
+    check_resume("one_to_two", build .. "/umbra", h.mpirun(2), "--bucket_mb 0.25",
+                 "gradients: buckets of 0.25 MB during the backward")
   end)
 end)

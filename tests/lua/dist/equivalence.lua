@@ -10,6 +10,8 @@
 -- replica's parameters and the shared generator into a one-process shadow, which takes the
 -- same step; it prints whether the noise of every step was the shadow's bit for bit and the
 -- largest relative difference of the parameters after one step.
+-- EQ_BUCKET_MB=x sums the gradients in buckets of x MB during the backward (dist.buckets)
+-- and prints how many buckets there are and how many started during the last backward.
 -- EQ_DEVICE=cuda trains on the GPUs (one per rank); EQ_DEVICE_COLLECTIVES=1 sets up the
 -- device collectives (NCCL, or its stand-in in the tests) on the CPU as well.
 local umbra = require "umbra"
@@ -51,6 +53,7 @@ if size > 1 and (device ~= "cpu" or os.getenv("EQ_DEVICE_COLLECTIVES") == "1") t
 end
 dist.broadcast_module(model)
 settings.generator = g
+if settings.dist and os.getenv("EQ_BUCKET_MB") then settings.dist.bucket_mb = tonumber(os.getenv("EQ_BUCKET_MB")) end
 settings.noise_schedule = noise.schedule.authors{}
 local params = model:parameters()
 local proc = train.Procedure(model, optim.SGD(params, {lr = tonumber(os.getenv("EQ_LR") or "0.01")}), settings)
@@ -120,6 +123,9 @@ for s = 1, steps do
     shadow.worst = math.max(shadow.worst, relative_difference(shadow.params, params))
   end
   if os.getenv("EQ_DEBUG") then print(rank, st.loss, st.err) end
+end
+if proc.buckets and rank == 0 then
+  print(string.format("buckets: %d, %d started during the backward", proc.buckets:count(), proc.buckets_early))
 end
 if shadow then
   print(string.format("lockstep: noise identical in %d of %d steps, largest one-step difference %.3g",

@@ -68,7 +68,7 @@ local test = dataset and data.load(dataset, {split = "test", dir = args.data_dir
                                             limit = math.max(args.n, args.n_test)})
 local conf_in, batches, source = {}, {}
 if test then
-  source = "authors' recipe on the first " .. args.n .. " " .. dataset .. " test images"
+  source = "authors' recipe on the " .. dataset .. " test images"
   local done = 0
   for x in test:batches{batch_size = args.batch_size} do
     local c = eval.max_conf(model:forward(x):softmax(2)):to_table()

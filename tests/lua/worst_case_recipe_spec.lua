@@ -27,11 +27,11 @@ end]])
   local model = assert(require("umbra.runs").load_model(ckpt, {model_file = model_file}))
   teardown(function() os.execute("rm -rf " .. h.quote(dir)) end)
 
-  local function stage(attack, extra)
-    local out, rc = h.run(string.format("%s recipes/paper/worst_case.lua %s --out %s/tiny.%s.lua --attack %s --n 6 "
+  local function stage(attack, extra, n)
+    local out, rc = h.run(string.format("%s recipes/paper/worst_case.lua %s --out %s/tiny.%s.lua --attack %s --n %d "
       .. "--n_test 24 --batch_size 4 --apgd_steps 6 --apgd_restarts 2 --mpgd_steps 5 --data_dir %s --threads 1 "
-      .. "--model_file %s %s", exe, h.quote(ckpt), h.quote(dir), attack, attack, h.quote(data), h.quote(model_file),
-      extra or ""))
+      .. "--model_file %s %s", exe, h.quote(ckpt), h.quote(dir), attack, attack, n or 6, h.quote(data),
+      h.quote(model_file), extra or ""))
     assert.are.equal(0, rc, out)
     return dofile(string.format("%s/tiny.%s.lua", dir, attack))
   end
@@ -77,6 +77,16 @@ end]])
     assert.truthy(out:find("| tiny | worst of three | 6 |", 1, true), out)
     assert.truthy(out:find("| tiny | suite (APGD 6x2, MPGD 5 x 3 starts) | 6 |", 1, true), out)
     assert.truthy(out:find("tiny, first 6 points: the suite is above worst of three on %d+ points"), out)
+  end)
+
+  it("merges a later stage on fewer points over those points", function()
+    stage("worst3_extra", "--certify ''", 4)
+    local out, rc = h.run(string.format("%s recipes/paper/worst_case_table.lua --dir %s --no_plots tiny", exe,
+                                        h.quote(dir)))
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("| tiny | paper (80 x 0.02) | 6 |", 1, true), out)
+    assert.truthy(out:find("| tiny | worst of three | 4 |", 1, true), out)
+    assert.truthy(out:find("| tiny | suite (APGD 6x2, MPGD 5 x 3 starts) | 4 |", 1, true), out)
   end)
 
   it("refuses to merge a stage made from other noise", function()

@@ -136,13 +136,19 @@ if not args.no_plots then
       local idx = {}
       for i = 1, n do idx[i] = i end
       local b = p.bounds[pl.k3]
-      table.sort(idx, function(x, y) if b[x] ~= b[y] then return b[x] < b[y] end return x < y end)
+      -- ties of the bound (often all at 1.0) ordered by the attack's value, then the clean one
+      table.sort(idx, function(x, y)
+        if b[x] ~= b[y] then return b[x] < b[y] end
+        if st.conf[x] ~= st.conf[y] then return st.conf[x] < st.conf[y] end
+        if p.clean[x] ~= p.clean[y] then return p.clean[x] < p.clean[y] end
+        return x < y
+      end)
       local xs, sb, sa, sc = {}, {}, {}, {}
       for r, i in ipairs(idx) do xs[r] = r; sb[r] = b[i]; sa[r] = st.conf[i]; sc[r] = p.clean[i] end
       local path = string.format("%s/sandwich_%s.png", args.dir, pl.name)
       local ok, err = plot.lines{path = path, yrange = {0, 1}, ylabel = "max confidence",
-        title = string.format("%s: %d noise points sorted by certified bound (eps 0.3)", pl.name, n),
-        xlabel = "noise point (sorted by IBP bound)",
+        title = string.format("%s: %d noise points sorted by certified bound (eps 0.3), then attack", pl.name, n),
+        xlabel = "noise point (sorted by IBP bound, ties by the attack's confidence)",
         series = {{x = xs, y = sb, title = "certified bound (IBP)"}, {x = xs, y = sa, title = "attack: " .. st.label},
                   {x = xs, y = sc, title = "clean", dashed = true}}}
       io.stderr:write(ok and ("wrote " .. path .. "\n") or ("worst_case_table: warning: " .. tostring(err) .. "\n"))

@@ -171,7 +171,7 @@ $(BUILD)/fuzz/%: tests/fuzz/libfuzzer.c $(FUZZ_SRC) tests/fuzz/fuzz.h $(LIB)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz -DUM_FUZZ_ENTRY=um_fuzz_$* -o $@ tests/fuzz/libfuzzer.c $(FUZZ_SRC) $(LIB) $(LDLIBS)
 
 fuzz:
-	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang with libFuzzer ($(FUZZ_CC) not found; Debian: apt-get install clang)"; exit 1; }
+	@FUZZ_CC=$(FUZZ_CC) scripts/ensure-deps --fuzz
 	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1" EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN) -Wno-pass-failed -Wno-unknown-attributes" EXTRA_LDFLAGS="$(FUZZ_SAN)" fuzz-bins
 	scripts/run-fuzz build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

@@ -4,6 +4,7 @@
 #define UM_CHECK_MAIN_H
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "umbra.h"
@@ -11,6 +12,21 @@
 #define ck_ok(expr) do { int rc_ = (expr); ck_assert_msg(rc_ == UM_OK, "%s -> %d: %s", #expr, rc_, um_last_error()); } while (0)
 #define ck_fails(expr, code) do { int rc_ = (expr); ck_assert_msg(rc_ == (code), "%s -> %d, expected %d (%s)", #expr, rc_, (code), um_last_error()); } while (0)
 #define ck_close(a, b, tol) ck_assert_msg(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g (tol %g)", #a, (double)(a), (double)(b), (double)(tol))
+
+/* A new folder $TMPDIR/um_<tag>_XXXXXX (/tmp when TMPDIR is unset), its path in dir[0..n):
+ * scripts/run-tests points TMPDIR at a folder of its own and fails a run that leaves
+ * anything there. */
+static inline void ck_mkdtemp(char *dir, size_t n, const char *tag) {
+    const char *tmp = getenv("TMPDIR");
+    ck_assert_int_lt(snprintf(dir, n, "%s/um_%s_XXXXXX", tmp && *tmp ? tmp : "/tmp", tag), (int)n);
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp %s failed", dir);
+}
+/* Remove a folder made by ck_mkdtemp, with what it holds. */
+static inline void ck_rmtree(const char *dir) {
+    char cmd[600];
+    ck_assert_int_lt(snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir), (int)sizeof cmd);
+    ck_assert_int_eq(system(cmd), 0);
+}
 
 /* Small CPU tensors filled from C arrays (new references; n may be 0). */
 static inline um_tensor *ck_vec(int64_t n, const float *v) {

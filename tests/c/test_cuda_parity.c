@@ -606,7 +606,9 @@ static void save_load(um_module *from, um_module *to, const char *file) {
 
 START_TEST(checkpoints_cross_devices) {
     const um_backend *be = dev();
-    char f1[] = "/tmp/umbra-parity-XXXXXX";
+    char f1[300];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f1, sizeof f1, "%s/um_parity_XXXXXX", tmp && *tmp ? tmp : "/tmp");
     int fd = mkstemp(f1);
     ck_assert_int_ge(fd, 0);
     close(fd);

@@ -15,14 +15,9 @@ static char pathbuf[8][256];
 
 /* A fresh temporary folder per test (tests are forked). */
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/um_test_data_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_mkdtemp(dir, sizeof dir, "test_data");
 }
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { ck_rmtree(dir); }
 
 static const char *tmp_path(int slot, const char *name) {
     snprintf(pathbuf[slot], sizeof pathbuf[slot], "%s/%s", dir, name);

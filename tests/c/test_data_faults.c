@@ -15,15 +15,10 @@
 static char dir[64], paths[4][128];
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/um_test_dataf_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_mkdtemp(dir, sizeof dir, "test_dataf");
     for (int i = 0; i < 4; i++) snprintf(paths[i], sizeof paths[i], "%s/f%d", dir, i);
 }
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { ck_rmtree(dir); }
 
 static void be32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 

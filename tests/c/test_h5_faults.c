@@ -18,15 +18,10 @@
 static char dir[64], file[128];
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/um_test_h5f_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_mkdtemp(dir, sizeof dir, "test_h5f");
     snprintf(file, sizeof file, "%s/ck.h5", dir);
 }
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { ck_rmtree(dir); }
 
 static void set_attr_string(hid_t loc, const char *name, const char *value) {
     hid_t st = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);

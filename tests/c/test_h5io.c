@@ -14,15 +14,10 @@
 static char dir[64], file[128];
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/um_test_h5_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_mkdtemp(dir, sizeof dir, "test_h5");
     snprintf(file, sizeof file, "%s/ck.h5", dir);
 }
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { ck_rmtree(dir); }
 
 static um_tensor *tensor(um_dtype dt, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, int seed) {
     int64_t size[4] = {a, b, c, d};

@@ -85,8 +85,7 @@ static void write_file(const char *path, const void *p, size_t n) {
 /* Variables (sorted): a/bias [3] f32, a/scale [2] f64, a/weights [2,3] f32, step int32 scalar.
  * Restart interval 2, so 'a/scale' shares its prefix and 'a/weights' starts a restart. */
 static void make_fixture(fixture *fx) {
-    strcpy(fx->dir, "/tmp/umbra_tfckpt_XXXXXX");
-    ck_assert(mkdtemp(fx->dir) != NULL);
+    ck_mkdtemp(fx->dir, sizeof fx->dir, "tfckpt");
     snprintf(fx->prefix, sizeof fx->prefix, "%s/model-1", fx->dir);
     snprintf(fx->index, sizeof fx->index, "%s.index", fx->prefix);
     snprintf(fx->data, sizeof fx->data, "%s.data-00000-of-00001", fx->prefix);
@@ -404,9 +403,9 @@ static void copy_file(const char *from, const char *to) {
 }
 
 START_TEST(paper_model_corrupt_copy) {
-    char prefix[1024], src[1100], dir[] = "/tmp/umbra_tfckpt_XXXXXX", dst[300], cp[256], data[300];
+    char prefix[1024], src[1100], dir[64], dst[300], cp[256], data[300];
     ck_assert(find_prefix(getenv("UMBRA_PAPER_MODELS"), "cifar10_acet", prefix, sizeof prefix) == 0);
-    ck_assert(mkdtemp(dir) != NULL);
+    ck_mkdtemp(dir, sizeof dir, "tfckpt");
     snprintf(cp, sizeof cp, "%s/m-100", dir);
     snprintf(src, sizeof src, "%s.index", prefix);
     snprintf(dst, sizeof dst, "%s.index", cp);

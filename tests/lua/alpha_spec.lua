@@ -4,6 +4,7 @@
 local umbra = require "umbra"
 local nn = require "umbra.nn"
 local alpha = require "umbra.alpha"
+local h = dofile("tests/lua/helpers.lua")
 
 local w = {8, -3, 6, 1, -2}
 
@@ -92,7 +93,7 @@ describe("runs.load_model and recipes/alpha_scaling.lua", function()
   local root = capture("pwd"):gsub("\n$", "")
   local build = os.getenv("UMBRA_BUILD") or "build"
   local exe = build:sub(1, 1) == "/" and build .. "/umbra" or root .. "/" .. build .. "/umbra"
-  local dir = capture("mktemp -d /tmp/um_alpha_spec_XXXXXX"):gsub("\n$", "")
+  local dir = h.tmpdir("alpha_spec")
   local original = require("models.mlp"){sizes = {4, 8, 3}, seed = 5}
   assert(checkpoint.save(dir .. "/checkpoint.h5", {model = original, epoch = 1, step = 1,
     config = {architecture = "mlp", num_classes = 3, sizes = {4, 8, 3}, exp_name = "tiny_mlp"}}))

@@ -5,6 +5,7 @@
 local umbra = require "umbra"
 local evalfile = require "umbra.evalfile"
 local plot = require "umbra.plot"
+local h = dofile("tests/lua/helpers.lua")
 
 local function capture(cmd)
   local p = io.popen(cmd .. " 2>&1; echo \"<rc=$?>\"")
@@ -17,7 +18,7 @@ end
 local root = capture("pwd"):gsub("\n$", "")
 local build = os.getenv("UMBRA_BUILD") or "build"
 local exe = build:sub(1, 1) == "/" and build .. "/umbra" or root .. "/" .. build .. "/umbra"
-local dir = capture("mktemp -d /tmp/um_analyze_spec_XXXXXX"):gsub("\n$", "")
+local dir = h.tmpdir("analyze_spec")
 
 -- run the recipe in the temporary folder (env: e.g. "PATH=/nonexistent")
 local function analyze(args, env)

@@ -34,7 +34,7 @@ describe("umbra.dist", function()
   end)
 
   it("stops every rank when one fails, naming it", function()
-    local script = os.tmpname()
+    local script = h.tmpname("dist")
     local f = assert(io.open(script, "w"))
     f:write([[local d = require "umbra.dist"; local r = d.init()
       if r == 1 then error("failing on purpose") end

@@ -2,6 +2,7 @@
 -- lua), stdin, the REPL's printing of expression values, errors with a traceback and
 -- exit status 1, and finding the library from another working directory.
 local build = os.getenv("UMBRA_BUILD") or "build"
+local h = dofile("tests/lua/helpers.lua")
 
 local function absolute(path)
   if path:sub(1, 1) == "/" then return path end
@@ -25,7 +26,7 @@ local function run(cmdline)
 end
 
 local function temp_script(code)
-  local name = os.tmpname()
+  local name = h.tmpname("exe")
   local f = assert(io.open(name, "w"))
   f:write(code)
   f:close()

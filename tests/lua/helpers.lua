@@ -16,12 +16,33 @@ function M.run(cmd)
   return out, rc
 end
 
-function M.tmpdir(tag)
-  local p = io.popen("mktemp -d /tmp/um_" .. (tag or "spec") .. "_XXXXXX")
-  local d = p:read("l")
-  p:close()
-  return d
+-- Every temporary folder or file of the specs, removed when the Lua state closes (busted
+-- ends with os.exit(code, true)), so that a failing spec leaves nothing behind either. Kept
+-- in package.loaded: each spec loads its own copy of these helpers, and the list must live
+-- until the end of the run, not until a spec's copy is collected.
+local created = package.loaded["umbra.test_tmp"]
+if not created then
+  created = setmetatable({}, {__gc = function(list)
+    for _, path in ipairs(list) do os.execute("rm -rf " .. M.quote(path)) end
+  end})
+  package.loaded["umbra.test_tmp"] = created
 end
+
+local function mktemp(flags, tag)
+  local base = os.getenv("TMPDIR")
+  if not base or base == "" then base = "/tmp" end
+  local p = io.popen("mktemp " .. flags .. M.quote(base .. "/um_" .. (tag or "spec") .. "_XXXXXX"))
+  local path = p:read("l")
+  p:close()
+  assert(path and path ~= "", "mktemp failed under " .. base)
+  created[#created + 1] = path
+  return path
+end
+
+--- tmpdir(tag) -> a new folder $TMPDIR/um_<tag>_XXXXXX (TMPDIR: /tmp when unset).
+function M.tmpdir(tag) return mktemp("-d ", tag) end
+--- tmpname(tag) -> a new empty file $TMPDIR/um_<tag>_XXXXXX: Lua's own tmpname ignores TMPDIR.
+function M.tmpname(tag) return mktemp("", tag) end
 
 function M.settle()
   collectgarbage("collect")

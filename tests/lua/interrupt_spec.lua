@@ -6,7 +6,7 @@ local build = os.getenv("UMBRA_BUILD") or "build"
 
 describe("an interrupt", function()
   it("stops PGD between iterations", function()
-    local script = os.tmpname()
+    local script = h.tmpname("interrupt")
     local f = assert(io.open(script, "w"))
     f:write([[
 local umbra = require "umbra"

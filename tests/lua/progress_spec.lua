@@ -5,6 +5,7 @@ local log = require "umbra.log"
 local tb = require "umbra.tb"
 local umbra = require "umbra"
 local tbreader = dofile("tests/lua/tbreader.lua")
+local helpers = dofile("tests/lua/helpers.lua")
 
 -- A stream that keeps what is written.
 local function sink()
@@ -43,8 +44,7 @@ end)
 
 describe("umbra.tb", function()
   it("writes histograms and text that decode as TensorBoard's protos", function()
-    local dir = os.tmpname()
-    os.remove(dir)
+    local dir = helpers.tmpdir("progress")
     os.execute("mkdir -p " .. dir)
     local w = assert(umbra.core.tb_open(dir))
     w:value(7, tb.histogram_value("confidence/clean", umbra.tensor({0.1, 0.96, 0.99, 1.0}), {bins = 10}))

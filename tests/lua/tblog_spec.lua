@@ -3,12 +3,13 @@
 local core = require "umbra.core"
 
 local reader = dofile("tests/lua/tbreader.lua")
+local h = dofile("tests/lua/helpers.lua")
 local read_events, fields, crc32c = reader.read_events, reader.fields, reader.crc32c
 
 describe("tensorboard events", function()
   it("are framed records with masked CRC32C around Event protos", function()
     assert.are.equal(0xE3069283, crc32c("123456789"))
-    local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+    local dir = h.tmpdir("tblog")
     local w = assert(core.tb_open(dir))
     w:scalar("main/error", 3, 0.25, 1000.5)
     w:scalar("main/loss_total", 4, 1.5)

@@ -166,9 +166,7 @@ end
 
 local tmpdirs = {}
 local function tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir " .. quote(name)))
+  local name = dofile("tests/lua/helpers.lua").tmpdir("tfckpt")
   tmpdirs[#tmpdirs + 1] = name
   return name
 end

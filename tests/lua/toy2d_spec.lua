@@ -7,12 +7,12 @@
 -- was lower by 0.06, 0.02 and 0.08 with seeds 1-3 (tests/lua/acet_spec.lua checks ACET
 -- against CEDA in 100 dimensions, where the paper's argument lives).
 local build = os.getenv("UMBRA_BUILD") or "build"
+local h = dofile("tests/lua/helpers.lua")
 
 describe("toy2d recipe", function()
   it("names the heat maps' axes, the two classes' points and the unit box", function()
     -- a stand-in gnuplot keeps the scripts the recipe writes
-    local out = os.tmpname()
-    os.remove(out)
+    local out = h.tmpdir("toy2d")
     os.execute("mkdir -p " .. out .. "/bin")
     local f = assert(io.open(out .. "/bin/gnuplot", "w"))
     f:write("#!/bin/sh\ncat \"$1\" >> " .. out .. "/scripts.gp\n")
@@ -33,8 +33,7 @@ describe("toy2d recipe", function()
   end)
 
   it("trains Plain, CEDA and ACET: low confidence away from the data for CEDA and ACET only", function()
-    local out = os.tmpname()
-    os.remove(out)
+    local out = h.tmpdir("toy2d")
     local cmd = string.format("%s/umbra recipes/toy2d.lua --steps 500 --n 1000 --seed 1 --acet-eps 0.05 " ..
                               "--acet-steps 10 --acet-step 0.01 --no-plots --quiet --out %s 2>&1",
                               build, out)

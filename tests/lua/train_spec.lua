@@ -14,7 +14,8 @@ local function sh(cmd)
   return ok, out, code
 end
 
-local write_idx = dofile("tests/lua/helpers.lua").write_idx
+local h = dofile("tests/lua/helpers.lua")
+local write_idx = h.write_idx
 
 local data_dir
 local real = os.getenv("UMBRA_DATA")
@@ -22,7 +23,7 @@ if real and io.open(real .. "/mnist/train-labels-idx1-ubyte.gz") then
   data_dir = real
 else
   local umbra = require "umbra"
-  data_dir = os.tmpname(); os.remove(data_dir)
+  data_dir = h.tmpdir("train_data")   -- removed by the helpers at the end of the run
   os.execute("mkdir -p " .. data_dir .. "/mnist")
   local g = umbra.Generator(3)
   write_idx(data_dir .. "/mnist", "train", 256, g)
@@ -63,8 +64,7 @@ local function metrics(dir)
 end
 
 describe("recipes/train.lua", function()
-  local runs = os.tmpname()
-  os.remove(runs)
+  local runs = h.tmpdir("train_runs")
   teardown(function() os.execute("rm -rf " .. runs) end)
 
   for _, case in ipairs{{"plain", "--at_frac 0"}, {"ceda", "--at_frac 1"}, {"acet", "--at_frac 1 --pgd_niter 2"}} do

@@ -9,6 +9,7 @@ local exe = build .. "/umbra"
 
 describe("evaluate --attack --certify", function()
   local dir = h.tmpdir("worst_eval_spec")
+  teardown(function() os.execute("rm -rf " .. h.quote(dir)) end)
   local data = dir .. "/data"
   os.execute("mkdir -p " .. data .. "/mnist")
   local g = umbra.Generator(6)

@@ -34,7 +34,8 @@ parser:option("--adv_steps", "PGD iterations of Adv. Noise and Adv. Samples", "8
 parser:option("--adv_step", "PGD step size of Adv. Noise and Adv. Samples", "0.02"):convert(tonumber)
 parser:option("--adv_n", "attack only the first n noise points and test images (Adv. Noise, Adv. Samples; "
               .. "default: all)"):convert(math.tointeger)
-parser:option("--worst_n", "noise points attacked by the three-attack worst case (0: skip)", "1024")
+parser:option("--worst_n", "noise points attacked by the three-attack worst case (0: skip), by --attack and, with "
+              .. "--scores, by --attack on each score", "1024")
   :convert(math.tointeger)
 parser:option("--worst_attacks", "the worst case's attacks as steps:size,...", "80:0.02,200:0.0375,500:0.0006")
 parser:option("--attack", "worst case on the first --worst_n noise points over an attack ensemble: paper | worst3 "

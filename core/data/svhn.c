@@ -75,7 +75,8 @@ static int fill(um_dataset *ds, const char *path, const matvar_t *x, const matva
         double v;
         if (!label_at(y, (size_t)i, &v))
             return um_fail(UM_EFORMAT, "%s: y has an unsupported class %d, expected a numeric array", path, (int)y->class_type);
-        if (v != (double)(int)v || v < 1 || v > 10)
+        /* the range first: converting a double outside int's range (or NaN) is undefined */
+        if (!(v >= 1 && v <= 10) || v != (double)(int)v)
             return um_fail(UM_EFORMAT, "%s: label %g of image %lld outside 1..10", path, v, (long long)i + 1);
         ds->labels[i] = (int64_t)v % 10;
         uint8_t *dst = ds->pixels + (size_t)i * 3072;

@@ -274,13 +274,14 @@ if not args.no_adv_noise then
 end
 
 if args.attack or #args.certify > 0 then
-  local n = require("umbra.worst_eval").run(model, noise_batches, {
+  local n, here = require("umbra.worst_eval").run(model, noise_batches, {
     n = math.min(args.worst_n > 0 and args.worst_n or noise_labels:size(1), noise_labels:size(1)),
     attack = args.attack, certify = args.certify, eps = args.eps, seed = args.seed,
-    conf_in = clean_probs:max(2), progress = progress,
+    conf_in = clean_probs:max(2), progress = progress, classes = K,
   }, function(group, field, t) results.tensors[group .. "/" .. field] = t end, results.attrs)
-  print(string.format("worst case: %s on %d noise points, bounds at eps %s", args.attack or "no attack", n,
-                      #args.certify > 0 and table.concat(args.certify, ", ") or "none"))
+  print(string.format("worst case: %s on %d noise points, bounds at eps %s%s", args.attack or "no attack", n,
+                      #args.certify > 0 and table.concat(args.certify, ", ") or "none",
+                      nranks > 1 and string.format(" (%d of them on rank 0)", here) or ""))
 end
 
 -- each score under the --attack ensemble on the score itself: scores/<score>/noise_attacked

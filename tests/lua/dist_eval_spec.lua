@@ -42,6 +42,30 @@ describe("evaluation on 2 ranks", function()
     assert.is_true(n >= 10)
   end)
 
+  -- the attack ensemble and the certified bounds (lua/umbra/worst_eval.lua) split by batch
+  it("evaluate.lua --attack paper --certify: the same eval.h5 (24 points: 16 on rank 0, 8 on rank 1)", function()
+    local flags = string.format(" recipes/evaluate.lua %s --data_dir %s --batch_size 16 --no_adv_noise "
+                                .. "--no_adv_samples --worst_n 24 --attack paper --certify 0.3 --certify 0.1 "
+                                .. "--threads 1 --out ", ckpt, dir)
+    local out, rc = h.run(build .. "/umbra" .. flags .. dir .. "/one_worst")
+    assert.are.equal(0, rc, out)
+    out, rc = h.run(h.mpirun(2) .. flags .. dir .. "/two_worst")
+    assert.are.equal(0, rc, out)
+    assert.matches("worst case: paper on 24 noise points, bounds at eps 0.3, 0.1 (16 of them on rank 0)", out, 1, true)
+    local a, b = assert(core.h5_read(dir .. "/one_worst/eval.h5")), assert(core.h5_read(dir .. "/two_worst/eval.h5"))
+    for _, name in ipairs{"noise_worst/probs", "noise_worst/winner", "noise_worst/clean_conf",
+                          "noise_bound_1/bound", "noise_bound_2/bound"} do
+      local t, u = assert(a.tensors[name], name), assert(b.tensors[name], name .. " missing on 2 ranks")
+      assert.are.same({24}, {t:size(1)})
+      assert.are.same(t:size(), u:size())
+      assert.is_true((t:float() - u:float()):abs():max() <= 1e-6, name)
+    end
+    for _, k in ipairs{"worst_names", "worst_escapes", "worst_n", "bound_eps_1", "bound_eps_2"} do
+      assert.is_not_nil(a.attributes[k], k)
+      assert.are.equal(a.attributes[k], b.attributes[k], k)
+    end
+  end)
+
   it("alpha_scaling.lua: the same table (101 points: 51 and 50 per rank)", function()
     local flags = string.format(" recipes/alpha_scaling.lua %s --n 101 --batch_size 32 --threads 1", ckpt)
     local one, rc = h.run(build .. "/umbra" .. flags)

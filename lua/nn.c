@@ -224,6 +224,19 @@ static int l_out_shape(lua_State *L) {
     return 1;
 }
 
+/* kernel_paths(m, {sizes}) -> forward path, input-gradient path (names); raises when m is
+ * not a Conv2d or the shape does not fit */
+static int l_kernel_paths(lua_State *L) {
+    um_module *m = check_module(L, 1);
+    int64_t in[UM_MAXDIM];
+    int ndim = um_lua_check_sizes(L, 2, in, "kernel_paths");
+    const char *fwd = NULL, *gx = NULL;
+    if (um_conv2d_path(m, ndim, in, 0, &fwd) || um_conv2d_path(m, ndim, in, 1, &gx)) return um_lua_raise(L, "kernel_paths");
+    lua_pushstring(L, fwd);
+    lua_pushstring(L, gx);
+    return 2;
+}
+
 /* output_shape(m) / input_shape(m): sizes of the last forward, or nil */
 static int l_output_shape(lua_State *L) {
     um_module *m = check_module(L, 1);
@@ -416,7 +429,7 @@ static const luaL_Reg module_methods[] = {
     {"train", l_train}, {"is_training", l_is_training}, {"zero_grad", l_zero_grad},
     {"type", l_type}, {"describe", l_describe}, {"num_children", l_num_children},
     {"child", l_child}, {"child_name", l_child_name}, {"named_tensors", l_named_tensors},
-    {"num_elements", l_num_elements}, {"out_shape", l_out_shape}, {"output_shape", l_output_shape},
+    {"num_elements", l_num_elements}, {"out_shape", l_out_shape}, {"kernel_paths", l_kernel_paths}, {"output_shape", l_output_shape},
     {"input_shape", l_input_shape}, {"to", l_to}, {"free", module_free}, {NULL, NULL}};
 
 static const luaL_Reg nn_functions[] = {

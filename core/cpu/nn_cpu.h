@@ -15,6 +15,7 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
 /* Tests: split every im2col product over groups of this many input channels (0: the
  * automatic choice), so that the grouped paths run whatever OpenBLAS's kernels. */
 void um_cpu_conv2d_force_channel_group(int64_t group);
+const char *um_cpu_conv2d_path(const um_window2d *g, int input_grad);
 int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy,
                            const um_tensor *weight, um_tensor *gx, um_tensor *gweight,
                            um_tensor *gbias, um_tensor *work);

@@ -117,6 +117,7 @@ const struct um_nn_ops um_cpu_nn_ops = {
     .conv2d_workspace = um_cpu_conv2d_workspace,
     .conv2d_forward = um_cpu_conv2d_forward,
     .conv2d_backward = um_cpu_conv2d_backward,
+    .conv2d_path = um_cpu_conv2d_path,
     .maxpool2d_forward = um_cpu_maxpool2d_forward,
     .maxpool2d_backward = um_cpu_maxpool2d_backward,
     .maxpool2d_relu_backward = um_cpu_maxpool2d_relu_backward,

@@ -179,6 +179,16 @@ static const um_module_ops conv_ops = {
     .bound = conv_bound,
 };
 
+int um_conv2d_path(const um_module *m, int ndim, const int64_t *in, int input_grad, const char **name) {
+    if (m->ops != &conv_ops) return um_fail(UM_EINVAL, "kernel_paths: expected a Conv2d, got a %s", m->ops->type);
+    um_window2d g;
+    int rc = conv_geometry((const conv_module *)m, ndim, in, &g);
+    if (rc) return rc;
+    const um_backend *be = um_backend_of(m->params[0]);
+    *name = um_nn_kernels(be)->conv2d_path ? um_nn_kernels(be)->conv2d_path(&g, input_grad) : "unknown";
+    return UM_OK;
+}
+
 int um_conv2d_new(um_module **out, const um_conv2d_config *cfg, um_generator *g) {
     um_conv2d_config k = *cfg;
     if (k.sh == 0) k.sh = 1;

@@ -24,6 +24,10 @@ typedef struct um_conv2d_config {
 
 /* x (n, c_in, h, w) -> y (n, c_out, oh, ow); weight (c_out, c_in, kh, kw), bias (c_out). */
 int um_conv2d_new(um_module **out, const um_conv2d_config *cfg, um_generator *g);
+/* Which way Conv2d m's backend computes its forward (input_grad 0) or input gradient
+ * (1) for an input of sizes in (ndim of them): a short name, "unknown" where the
+ * backend does not say; UM_EINVAL when m is not a Conv2d or the shape does not fit. */
+int um_conv2d_path(const um_module *m, int ndim, const int64_t *in, int input_grad, const char **name);
 
 /* TF `same`: pad_total = max((ceil(in/s) - 1)*s + k - in, 0), before = total/2, after = rest.
  * Fills *before, *after and returns the output size. */

@@ -34,6 +34,10 @@ struct um_nn_ops {
     int (*conv2d_backward)(const um_window2d *g, const um_tensor *x, const um_tensor *gy,
                            const um_tensor *weight, um_tensor *gx, um_tensor *gweight,
                            um_tensor *gbias, um_tensor *work);
+    /* Optional (NULL where not offered): which way the forward (input_grad 0) or the
+     * input gradient (1) of g is computed, a short static name ("winograd F(4x4,3x3)",
+     * "per-tap", "im2col", ...), for profiles. */
+    const char *(*conv2d_path)(const um_window2d *g, int input_grad);
 
     /* Pooling over g; cells outside the input are ignored (TF `same`): max-pool never
      * picks them, avg-pool divides by the number of real cells. gx is overwritten.

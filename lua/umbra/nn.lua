@@ -400,6 +400,12 @@ local function rows(m, label, in_shape, depth, out)
   return out
 end
 
+--- forward, input_grad = conv:kernel_paths(input_shape): which way a Conv2d's forward and input
+--- gradient are computed on the CPU for that input (e.g. "winograd F(4x4,3x3)", "per-tap",
+--- "im2col"; "unknown" where the backend does not say). For profiles
+--- (scripts/bench/profile_pgd.lua); UMBRA_WINOGRAD_TILE=2 makes F(2x2,3x3) the 3x3 layers' way.
+function Module:kernel_paths(input_shape) return C.methods.kernel_paths(self, input_shape) end
+
 --- m:summary([input_shape]) -> text: the architecture, output shapes (for input_shape, or
 --- from the last forward) and parameter counts.
 function Module:summary(input_shape)

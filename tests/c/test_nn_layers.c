@@ -2,6 +2,7 @@
  * conv and pooling, avg-pool's count of real cells, batch-norm outputs and running
  * statistics over two steps, linear, channel padding; and their shape errors. */
 #include <math.h>
+#include "cpu/conv/winograd.h"
 #include "cpu/nn_cpu.h"
 #include "gradcheck.h"
 
@@ -228,16 +229,20 @@ START_TEST(conv_matches_direct_reference) {
 }
 END_TEST
 
-/* Winograd F(2x2, 3x3) and F(2x2, 5x5) (stride 1, 8+ channels) on many output sizes: rows
- * of 1 to 9 tiles, whole vectors of 8 tiles or not (the extra lanes' writes fall on later
- * rows, or through scratch at the end of a plane), odd rows and columns; `same`, `valid`
- * and one-sided padding; then layers whose blocks hold one or four images, several blocks
- * with a partial last one. */
+/* Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) (stride 1, 8+ channels; the 3x3
+ * ones forced each way, F(4x4) on outputs smaller than a tile too) on many output sizes:
+ * rows of 1 to 9 tiles, whole vectors of 8 tiles or not (the extra lanes' writes fall on
+ * later rows, or through scratch at the end of a plane), sides that are not multiples of
+ * the tile; `same`, `valid` and one-sided padding; then layers whose blocks hold one or
+ * several images, several blocks with a partial last one. */
 START_TEST(winograd_matches_direct_reference) {
-    const int64_t hw[][2] = {{1, 1}, {1, 17}, {2, 3}, {3, 2}, {7, 7}, {9, 14}, {14, 14}, {17, 9}, {16, 15}, {5, 33}};
+    const int64_t hw[][2] = {{1, 1}, {1, 17}, {2, 3}, {3, 2}, {7, 7}, {9, 14}, {14, 14}, {17, 9}, {16, 15}, {5, 33},
+                             {6, 10}};
     uint64_t seed = 1000;
-    for (int64_t k = 3; k <= 5; k += 2)
+    for (int pass = 0; pass < 3; pass++)   /* 3x3 by F(2x2), 3x3 by F(4x4), 5x5 by F(2x2) */
         for (size_t s = 0; s < sizeof hw / sizeof hw[0]; s++) {
+            const int64_t k = pass == 2 ? 5 : 3;
+            um_winograd_force_tile(pass == 1 ? 4 : 2);
             const um_conv2d_config cfgs[] = {
                 {.c_in = 8, .c_out = 9, .kh = k, .kw = k, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
                 {.c_in = 9, .c_out = 8, .kh = k, .kw = k, .sh = 1, .sw = 1, .padding = UM_PAD_VALID},
@@ -250,15 +255,22 @@ START_TEST(winograd_matches_direct_reference) {
                 check_conv(&cfgs[t], size, seed++);
             }
         }
-    /* blocks of one image (32x32 3x3, 14x14 5x5: forward and input gradient) and of four
-     * 16x16 images with a partial last block: several blocks, on every thread */
+    /* blocks of one image (32x32 3x3, 14x14 5x5: forward and input gradient) and of
+     * several 16x16 or 8x8 images with a partial last block: several blocks, on every
+     * thread; the 3x3 ones by either tile */
     const um_conv2d_config wide[] = {
         {.c_in = 16, .c_out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
         {.c_in = 16, .c_out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
+        {.c_in = 64, .c_out = 64, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME},
         {.c_in = 32, .c_out = 64, .kh = 5, .kw = 5, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1},
     };
-    const int64_t wide_sizes[][3] = {{3, 32, 32}, {5, 16, 16}, {3, 14, 14}};
-    for (size_t t = 0; t < sizeof wide / sizeof wide[0]; t++) check_conv(&wide[t], wide_sizes[t], seed++);
+    const int64_t wide_sizes[][3] = {{3, 32, 32}, {5, 16, 16}, {9, 8, 8}, {3, 14, 14}};
+    for (int tile = 2; tile <= 4; tile += 2) {
+        um_winograd_force_tile(tile);
+        for (size_t t = 0; t < sizeof wide / sizeof wide[0]; t++)
+            if (tile == 2 || wide[t].kh == 3) check_conv(&wide[t], wide_sizes[t], seed++);
+    }
+    um_winograd_force_tile(0);
     ck_assert_int_eq(um_live_bytes(), live0);
 }
 END_TEST

@@ -88,6 +88,21 @@ describe("nn layers", function()
     end)
     expect_error("padding must be", nn.MaxPool2d, 2, {padding = "full"})
   end)
+
+  it("say which way a convolution runs (kernel_paths), and only for a Conv2d", function()
+    local c = nn.Conv2d(16, 16, 3, {padding = "same", generator = g})
+    local fwd, gx = c:kernel_paths({2, 16, 32, 32})
+    if os.getenv("UMBRA_WINOGRAD_TILE") ~= "2" then
+      assert.are.equal("winograd F(4x4,3x3)", fwd)
+      assert.are.equal("winograd F(4x4,3x3)", gx)
+      assert.are.equal("winograd F(2x2,3x3)", (c:kernel_paths({2, 16, 8, 8})))
+    end
+    fwd, gx = nn.Conv2d(3, 16, 3, {padding = "same", generator = g}):kernel_paths({2, 3, 32, 32})
+    assert.are.equal("im2col", fwd)
+    assert.are.equal("sgemm + col2im", gx)
+    expect_error("expected a Conv2d, got a ReLU", function() return nn.ReLU():kernel_paths({1, 2}) end)
+    expect_error("expected 16 input channels, got 3", function() return c:kernel_paths({1, 3, 8, 8}) end)
+  end)
 end)
 
 describe("nn containers", function()

@@ -1,7 +1,7 @@
 /* CPU 2-D convolution: per image, im2col then OpenBLAS sgemms, or for stride-1 kernels of
  * up to 9 taps with 8+ channels one sgemm per tap without a column matrix (conv_taps.c),
- * or for stride-1 3x3 and 5x5 kernels with 8+ channels Winograd's F(2x2, 3x3) and
- * F(2x2, 5x5) by blocks of images (winograd.c; forward and input gradient, the weight
+ * or for stride-1 3x3 and 5x5 kernels with 8+ channels Winograd's F(4x4, 3x3), F(2x2, 3x3)
+ * and F(2x2, 5x5) by blocks of images (winograd.c; forward and input gradient, the weight
  * gradient stays per tap or through im2col). OpenMP over the images of the batch, or over
  * Winograd's blocks of images (each thread owns its scratch and a private weight-gradient
  * accumulator, summed in a fixed order). Per image the column matrix stays in L2, and
@@ -78,12 +78,12 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
  * (16 or 36 times c*c_out) when used, the Winograd kernels of the forward (wu) and of
  * the input gradient (wgu). */
 typedef struct {
-    int fwd_wino;        /* forward by Winograd F(2x2, 3x3) or F(2x2, 5x5) */
+    int fwd_wino;        /* forward by Winograd: its output tile side (2 or 4), else 0 */
     int fwd_taps;        /* forward by per-tap sgemms (else im2col, unless fwd_wino) */
     int w_taps;          /* weight gradient by per-tap sgemms (else im2col) */
     int gx_taps;         /* input gradient as a per-tap convolution of gy */
     int gx_im2col;       /* input gradient as an im2col convolution of gy */
-    int gx_wino;         /* input gradient as a Winograd convolution of gy */
+    int gx_wino;         /* input gradient as a Winograd convolution of gy: its tile, or 0 */
     um_window2d tg;      /* the window of that convolution (when any) */
     int64_t per_thread;  /* floats per thread */
     int64_t wt, wf, wft; /* offsets of the shared parts */
@@ -100,8 +100,9 @@ static conv_plan plan_of(const um_window2d *g) {
     conv_plan p = {0};
     p.tg = *g;
     /* Winograd where it applies: faster than per tap or im2col for every 3x3 and 5x5
-     * layer of ResNetSmall and LeNet it applies to (docs/performance.md §4.1) */
-    p.fwd_wino = um_winograd_apply(g);
+     * layer of ResNetSmall and LeNet it applies to, with the tile um_winograd_tile picks
+     * (docs/performance.md §4.1) */
+    p.fwd_wino = um_winograd_tile(g);
     const int taps = !is_pointwise(g) && um_conv_taps_apply(g) && (!has_small_kernels() || um_conv_taps_little_junk(g));
     p.fwd_taps = taps && !p.fwd_wino;
     /* per-tap weight gradients are c x c_out sgemms over the whole image, one per tap:
@@ -109,7 +110,7 @@ static conv_plan plan_of(const um_window2d *g) {
     p.w_taps = taps && g->c <= 16 && g->c_out <= 16;
     if (transposable(g)) {
         p.tg = transposed_window(g);
-        p.gx_wino = um_winograd_apply(&p.tg);
+        p.gx_wino = um_winograd_tile(&p.tg);
         p.gx_taps = !p.gx_wino && um_conv_taps_apply(&p.tg) &&
                     (!has_small_kernels() || um_conv_taps_little_junk(&p.tg));
         p.gx_im2col = !p.gx_wino && !p.gx_taps && g->c_out <= g->c;
@@ -117,8 +118,8 @@ static conv_plan plan_of(const um_window2d *g) {
     int64_t scratch = 0;
     if (p.fwd_taps || p.w_taps) scratch = um_conv_taps_input_floats(g) + um_conv_taps_output_floats(g);
     if (!is_pointwise(g) && ((!p.fwd_taps && !p.fwd_wino) || !p.w_taps)) scratch = max64(scratch, im2col_floats(g));
-    if (p.fwd_wino) scratch = max64(scratch, um_winograd_scratch_floats(g));
-    if (p.gx_wino) scratch = max64(scratch, um_winograd_scratch_floats(&p.tg));
+    if (p.fwd_wino) scratch = max64(scratch, um_winograd_scratch_floats(g, p.fwd_wino));
+    if (p.gx_wino) scratch = max64(scratch, um_winograd_scratch_floats(&p.tg, p.gx_wino));
     else if (p.gx_taps) scratch = max64(scratch, um_conv_taps_input_floats(&p.tg) + um_conv_taps_output_floats(&p.tg));
     else if (p.gx_im2col) scratch = max64(scratch, im2col_floats(&p.tg));
     else if (!is_pointwise(g)) scratch = max64(scratch, im2col_floats(g));   /* sgemm + col2im */
@@ -128,12 +129,30 @@ static conv_plan plan_of(const um_window2d *g) {
     p.wf = p.wt + (p.fwd_taps ? KO : 0);
     p.wft = p.wf + (p.gx_taps || p.gx_im2col || p.gx_wino ? KO : 0);
     p.wu = p.wft + (p.gx_taps ? KO : 0);
-    p.wgu = p.wu + (p.fwd_wino ? um_winograd_weight_floats(g) : 0);
-    p.workspace = p.wgu + (p.gx_wino ? um_winograd_weight_floats(&p.tg) : 0);
+    p.wgu = p.wu + (p.fwd_wino ? um_winograd_weight_floats(g, p.fwd_wino) : 0);
+    p.workspace = p.wgu + (p.gx_wino ? um_winograd_weight_floats(&p.tg, p.gx_wino) : 0);
     return p;
 }
 
 int64_t um_cpu_conv2d_workspace(const um_window2d *g) { return plan_of(g).workspace; }
+
+static const char *winograd_name(const um_window2d *g, int tile) {
+    if (g->kh == 5) return "winograd F(2x2,5x5)";
+    return tile == 4 ? "winograd F(4x4,3x3)" : "winograd F(2x2,3x3)";
+}
+
+const char *um_cpu_conv2d_path(const um_window2d *g, int input_grad) {
+    const conv_plan p = plan_of(g);
+    if (!input_grad) {
+        if (p.fwd_wino) return winograd_name(g, p.fwd_wino);
+        if (p.fwd_taps) return "per-tap";
+        return is_pointwise(g) ? "sgemm" : "im2col";
+    }
+    if (p.gx_wino) return winograd_name(&p.tg, p.gx_wino);
+    if (p.gx_taps) return "per-tap of gy";
+    if (p.gx_im2col) return "im2col of gy";
+    return is_pointwise(g) ? "sgemm" : "sgemm + col2im";
+}
 
 /* wf[c][o][kh-1-i][kw-1-j] = w[o][c][i][j] */
 static void flip_kernel(const um_window2d *g, const float *w, float *wf) {
@@ -234,22 +253,24 @@ static void cols_convolve(const um_window2d *g, int blocks, int64_t group, const
  * thread gets one (thread t's scratch at wk + t * per_thread), else one thread and a
  * multithreaded BLAS, as image_threads does for images. The blocks do not depend on the
  * thread count, so neither do the results. */
-static void winograd_batch(const um_window2d *g, const float *u, const float *x, float *y, const float *bias,
-                           float *wk, int64_t per_thread) {
-    const int64_t per = um_winograd_block_images(g), blocks = (g->n + per - 1) / per;
+static void winograd_batch(const um_window2d *g, int tile, const float *u, const float *x, float *y,
+                           const float *bias, float *wk, int64_t per_thread) {
+    const int64_t per = um_winograd_block_images(g, tile), blocks = (g->n + per - 1) / per;
     const int64_t in = g->c * g->h * g->w, out = g->c_out * g->oh * g->ow;
     const int nt = image_threads(blocks);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t i = b * per, k = g->n - i < per ? g->n - i : per;
-        um_winograd_forward(g, u, x + i * in, k, y + i * out, bias, wk + (int64_t)omp_get_thread_num() * per_thread);
+        um_winograd_forward(g, tile, u, x + i * in, k, y + i * out, bias, wk + (int64_t)omp_get_thread_num() * per_thread);
     }
     if (nt > 1) um_cpu_blas_serial_end(saved);
 }
 
 int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_tensor *weight,
                           const um_tensor *bias, um_tensor *y, um_tensor *work) {
+    int rc = um_winograd_check_setting();
+    if (rc) return rc;
     const int64_t P = col_cols(g), O = g->c_out;
     const float *xp = um_f32(x), *wp = um_f32(weight), *bp = bias ? um_f32(bias) : NULL;
     float *yp = um_f32(y), *wk = um_f32(work);
@@ -262,8 +283,8 @@ int um_cpu_conv2d_forward(const um_window2d *g, const um_tensor *x, const um_ten
     float *wt = wk + plan.wt;
     if (plan.fwd_taps) um_conv_taps_weights(g, wp, wt);
     if (plan.fwd_wino) {
-        um_winograd_weights(g, wp, wk + plan.wu);
-        winograd_batch(g, wk + plan.wu, xp, yp, bp, wk, T);
+        um_winograd_weights(g, plan.fwd_wino, wp, wk + plan.wu);
+        winograd_batch(g, plan.fwd_wino, wk + plan.wu, xp, yp, bp, wk, T);
         return UM_OK;
     }
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
@@ -321,6 +342,8 @@ static void cols_weight_grad(const um_window2d *g, const float *x, const float *
 int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy,
                            const um_tensor *weight, um_tensor *gx, um_tensor *gweight,
                            um_tensor *gbias, um_tensor *work) {
+    int rc = um_winograd_check_setting();
+    if (rc) return rc;
     const conv_plan plan = plan_of(g);
     const int64_t K = col_rows(g), P = col_cols(g), O = g->c_out, T = plan.per_thread;
     const float *gyp = um_f32(gy), *wp = um_f32(weight);
@@ -337,7 +360,7 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
     const int x_wino = gxp && plan.gx_wino;   /* after the per-image loop, by blocks */
     if (x_taps || transposed || x_wino) flip_kernel(g, wp, wf);
     if (x_taps) um_conv_taps_weights(&tg, wf, wft);
-    if (x_wino) um_winograd_weights(&tg, wf, wk + plan.wgu);
+    if (x_wino) um_winograd_weights(&tg, plan.gx_wino, wf, wk + plan.wgu);
     int saved = nt > 1 ? um_cpu_blas_serial_begin() : 1;
     int team = nt;   /* smaller than nt when called inside another parallel region */
 #pragma omp parallel num_threads(nt)
@@ -378,7 +401,7 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
         }
     }
     if (nt > 1) um_cpu_blas_serial_end(saved);
-    if (x_wino) winograd_batch(&tg, wk + plan.wgu, gyp, gxp, NULL, wk, T);
+    if (x_wino) winograd_batch(&tg, plan.gx_wino, wk + plan.wgu, gyp, gxp, NULL, wk, T);
     /* Sum the per-thread partials in a fixed order, so results do not depend on timing. */
     for (int t = 0; t < team; t++) {
         const float *gw_part = wk + (int64_t)t * T + T - O * K - O, *gb_part = gw_part + O * K;

@@ -228,3 +228,33 @@ int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_
     batchnorm_backward_any(x, gy, gamma, NULL, stat_a, stat_b, eps, training, gx, ggamma, gbeta, n, c, inner, 0);
     return UM_OK;
 }
+
+/* Evaluation mode, input gradient only, with the ReLU folded in and a residual's other
+ * branch added: gx = gamma/sqrt(var + eps) * (y > 0 ? gy : 0) + add in one pass, where
+ * the fold wrote gx and a second pass read it back with add and wrote the sum. The
+ * product is rounded before the sum (no contraction into an FMA), so that the numbers
+ * are the unfused path's. */
+__attribute__((optimize("fp-contract=off"))) int
+um_cpu_batchnorm_relu_backward_eval_add(const um_tensor *x, const um_tensor *gy, const um_tensor *add,
+                                        const um_tensor *gamma, const um_tensor *beta,
+                                        const um_tensor *running_mean, const um_tensor *running_var, double eps,
+                                        um_tensor *gx, int64_t n, int64_t c, int64_t inner) {
+    const float *xp = um_f32(x), *gyp = um_f32(gy), *adp = um_f32(add), *gp = um_f32(gamma), *betap = um_f32(beta);
+    const float *mean = um_f32(running_mean), *var = um_f32(running_var);
+    float *gxp = um_f32(gx);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float k = gp[ch] * (float)(1.0 / sqrt((double)var[ch] + eps));
+            const bn_affine a = bn_eval_affine(gp[ch], betap[ch], mean[ch], var[ch], eps);
+            const int64_t at = (i * c + ch) * inner;
+            const float *gr = gyp + at, *xr = xp + at, *ar = adp + at;
+            float *out = gxp + at;
+#pragma omp simd
+            for (int64_t j = 0; j < inner; j++) {
+                const float scaled = k * relu_select(bn_apply(xr[j], a), gr[j]);
+                out[j] = scaled + ar[j];
+            }
+        }
+    return UM_OK;
+}

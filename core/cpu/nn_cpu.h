@@ -38,6 +38,10 @@ int um_cpu_batchnorm_backward(const um_tensor *x, const um_tensor *gy, const um_
                               um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
                               int64_t n, int64_t c, int64_t inner);
 
+int um_cpu_batchnorm_relu_backward_eval_add(const um_tensor *x, const um_tensor *gy, const um_tensor *add,
+                                            const um_tensor *gamma, const um_tensor *beta,
+                                            const um_tensor *running_mean, const um_tensor *running_var,
+                                            double eps, um_tensor *gx, int64_t n, int64_t c, int64_t inner);
 int um_cpu_batchnorm_relu_backward(const um_tensor *x, const um_tensor *gy, const um_tensor *gamma,
                                    const um_tensor *beta, const um_tensor *stat_a, const um_tensor *stat_b,
                                    double eps, int training, um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,

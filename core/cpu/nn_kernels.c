@@ -127,6 +127,7 @@ const struct um_nn_ops um_cpu_nn_ops = {
     .batchnorm_forward_eval = um_cpu_batchnorm_forward_eval,
     .batchnorm_backward = um_cpu_batchnorm_backward,
     .batchnorm_relu_backward = um_cpu_batchnorm_relu_backward,
+    .batchnorm_relu_backward_eval_add = um_cpu_batchnorm_relu_backward_eval_add,
     .relu_forward = relu_forward,
     .relu_backward = relu_backward,
     .add = add,

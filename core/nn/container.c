@@ -48,7 +48,14 @@ static int seq_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
          * BatchNorm2d then ReLU) */
         if (i > 1 || (i == 1 && (flags & UM_GRAD_INPUT))) {
             um_tensor *in_prev = i > 1 ? m->children[i - 2]->output : x;
+            /* our input gradient plus an addend: the first pair may add it in its pass */
+            um_module *first = m->children[0];
+            if (i == 1) first->grad_addend = m->grad_addend;
             int rc = um_module_child_fold_backward(m, i, in_prev, g, flags & UM_GRAD_PARAMS);
+            if (i == 1) {
+                if (m->grad_addend && !first->grad_addend) m->grad_addend = NULL;   /* taken */
+                first->grad_addend = NULL;
+            }
             if (rc < 0) return rc;
             if (rc == UM_OK) {
                 g = m->children[--i]->grad_input;
@@ -104,6 +111,7 @@ typedef struct {
     um_module base;
     int pre, main, shortcut;   /* child indices; pre = -1 when absent */
     um_tensor *grad_p;         /* gradient at pre's output */
+    um_tensor *grad_sum;       /* the branches' gradients summed, without pre (grad_input borrows it) */
 } residual_module;
 
 static int shapes_differ(int na, const int64_t *a, int nb, const int64_t *b) {
@@ -153,12 +161,41 @@ static int res_forward(um_module *m, um_tensor *x) {
     return rc ? rc : UM_NN_CALL(be, add, a, b, m->output);
 }
 
+/* The input gradient only, without pre: the shortcut's gradient first, then the main
+ * branch's with that added in its own last pass when it can (a BatchNorm2d + ReLU fold in
+ * evaluation mode: one pass over the activation instead of two; grad_addend). *done: 1
+ * when it was taken and grad_input is set. */
+static int res_backward_fused(um_module *m, um_tensor *x, um_tensor *gy, int *done) {
+    residual_module *r = (residual_module *)m;
+    um_module *main = m->children[r->main];
+    *done = 0;
+    int rc = um_module_child_backward(m, r->shortcut, x, gy, UM_GRAD_INPUT);
+    if (rc) return rc;
+    main->grad_addend = m->children[r->shortcut]->grad_input;
+    rc = um_module_child_backward(m, r->main, x, gy, UM_GRAD_INPUT);
+    *done = !rc && !main->grad_addend;
+    main->grad_addend = NULL;
+    if (*done) um_module_set_grad_input(m, main->grad_input);
+    return rc;
+}
+
 static int res_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     residual_module *r = (residual_module *)m;
     const int has_pre = r->pre >= 0;
     um_module *pre = has_pre ? m->children[r->pre] : NULL;
     um_tensor *p = has_pre ? pre->output : x;
-    if (has_pre) um_module_set_grad_input(m, NULL);   /* it is pre's buffer: let pre reuse it */
+    /* grad_input is borrowed (pre's, main's or grad_sum): let its owner reuse it */
+    um_module_set_grad_input(m, NULL);
+    if (!has_pre && flags == UM_GRAD_INPUT) {
+        int done, rc = res_backward_fused(m, x, gy, &done);
+        if (rc || done) return rc;
+        const um_backend *be = um_backend_of(x);
+        rc = um_module_buffer(&r->grad_sum, x->ndim, x->size, be);
+        if (!rc) rc = UM_NN_CALL(be, add, m->children[r->main]->grad_input, m->children[r->shortcut]->grad_input,
+                                 r->grad_sum);
+        if (!rc) um_module_set_grad_input(m, r->grad_sum);
+        return rc;
+    }
     /* The gradient at p is needed for our input gradient, or for pre's parameters. */
     const int pre_needed = has_pre && ((flags & UM_GRAD_INPUT) || ((flags & UM_GRAD_PARAMS) && um_module_has_params(pre)));
     const int need_gp = has_pre ? pre_needed : (flags & UM_GRAD_INPUT) != 0;
@@ -167,9 +204,10 @@ static int res_backward(um_module *m, um_tensor *x, um_tensor *gy, int flags) {
     if (!rc) rc = um_module_child_backward(m, r->shortcut, p, gy, branch_flags);
     if (rc || !need_gp) return rc;
     const um_backend *be = um_backend_of(x);
-    um_tensor **gp = has_pre ? &r->grad_p : &m->grad_input;
+    um_tensor **gp = has_pre ? &r->grad_p : &r->grad_sum;
     rc = um_module_buffer(gp, p->ndim, p->size, be);
     if (!rc) rc = UM_NN_CALL(be, add, m->children[r->main]->grad_input, m->children[r->shortcut]->grad_input, *gp);
+    if (!rc && !has_pre) um_module_set_grad_input(m, r->grad_sum);
     if (rc || !has_pre) return rc;
     rc = um_module_child_backward(m, r->pre, x, r->grad_p, flags);
     if (!rc && (flags & UM_GRAD_INPUT)) um_module_set_grad_input(m, pre->grad_input);
@@ -205,7 +243,10 @@ static int res_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_
     return UM_OK;
 }
 
-static void res_destroy(um_module *m) { um_tensor_release(((residual_module *)m)->grad_p); }
+static void res_destroy(um_module *m) {
+    um_tensor_release(((residual_module *)m)->grad_p);
+    um_tensor_release(((residual_module *)m)->grad_sum);
+}
 
 static const um_module_ops res_ops = {
     .type = "Residual",

@@ -81,6 +81,13 @@ static int bn_backward_masked(um_module *m, um_tensor *x, int relu, um_tensor *g
     um_tensor *gx = (flags & UM_GRAD_INPUT) ? m->grad_input : NULL;
     um_tensor *gg = params ? m->grads[0] : NULL, *gb = params ? m->grads[1] : NULL;
     if (b->fwd_synced && !relu) return um_batchnorm_sync_backward(m, x, gy, b->save_mean, b->save_var, b->eps, gx, gg, gb);
+    um_tensor *add = m->grad_addend;
+    if (relu && add && gx && !params && !b->fwd_training && um_nn_kernels(be)->batchnorm_relu_backward_eval_add &&
+        um_same_shape(add, x) && um_backend_of(add) == be && add->storage != gx->storage) {
+        m->grad_addend = NULL;   /* taken: the parent adds nothing */
+        return UM_NN_CALL(be, batchnorm_relu_backward_eval_add, x, gy, add, m->params[0], m->params[1],
+                          m->buffers[0], m->buffers[1], b->eps, gx, n, c, inner);
+    }
     if (relu)
         return UM_NN_CALL(be, batchnorm_relu_backward, x, gy, m->params[0], m->params[1], sa, sb, b->eps, b->fwd_training,
                                                gx, gg, gb, n, c, inner);

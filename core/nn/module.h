@@ -65,6 +65,11 @@ struct um_module {
     um_module **children;
     char **child_names;                 /* NULL entry: named by its 1-based index */
     um_tensor *output, *grad_input;     /* results of the last forward / backward */
+    /* Set by the parent for one backward (borrowed, or NULL): a module that can add it
+     * into its input gradient in the same pass (a BatchNorm2d + ReLU fold in evaluation
+     * mode, through a Sequential whose first two children they are) does so and sets the
+     * field back to NULL; otherwise the parent adds it (Residual, core/nn/container.c). */
+    um_tensor *grad_addend;
     int64_t in_shape[UM_MAXDIM];        /* input shape of the last forward (for summaries) */
     int in_ndim;                        /* -1 before the first forward */
     int forward_failed;                 /* the last forward from outside raised an error */

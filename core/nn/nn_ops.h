@@ -80,6 +80,14 @@ struct um_nn_ops {
                                    const um_tensor *beta, const um_tensor *stat_a, const um_tensor *stat_b,
                                    double eps, int training, um_tensor *gx, um_tensor *ggamma, um_tensor *gbeta,
                                    int64_t n, int64_t c, int64_t inner);
+    /* Optional (NULL where not offered): batchnorm_relu_backward in evaluation mode, input
+     * gradient only, plus add (x's shape: a residual's other branch), in one pass:
+     * gx = that gradient + add, the same numbers as the two passes (product rounded before
+     * the sum). gx must not be add. */
+    int (*batchnorm_relu_backward_eval_add)(const um_tensor *x, const um_tensor *gy, const um_tensor *add,
+                                            const um_tensor *gamma, const um_tensor *beta,
+                                            const um_tensor *running_mean, const um_tensor *running_var,
+                                            double eps, um_tensor *gx, int64_t n, int64_t c, int64_t inner);
 
     /* Elementwise helpers of the layers. y, x, gy, gx have numel elements. */
     int (*relu_forward)(const um_tensor *x, um_tensor *y);

@@ -9,7 +9,8 @@
 -- Each leaf layer is timed alone on the input it sees in the model (best of ROUNDS), its
 -- input gradient likewise, the model walked as its containers run it (Sequential in
 -- order; Residual y = main(p) + shortcut(p), p = pre(x) or x). Folded passes (BN + ReLU,
--- ReLU + MaxPool backward), which the whole model runs, appear here as their two halves;
+-- ReLU + MaxPool backward, and a Residual's add of the gradients taken into the BN + ReLU
+-- fold opening its main branch), which the whole model runs, appear here as their parts;
 -- the last rows compare the sum of the layers with the whole model's own passes.
 -- Usage: umbra scripts/bench/profile_pgd.lua [THREADS [MODEL [ROUNDS]]]
 local umbra = require "umbra"

@@ -21,6 +21,7 @@ local config_file = require "umbra.config"
 local runfolder = require "umbra.runfolder"
 local tb = require "umbra.tb"
 local dist = require "umbra.dist"
+local good = require "umbra.good"
 
 local parser = argparse("train", "Train a classifier with Plain, CEDA or ACET (Hein et al., CVPR 2019)")
 parser:option("--dataset", "mnist | fashion_mnist | svhn | cifar10 | cifar100", "mnist")
@@ -31,6 +32,16 @@ parser:option("--outliers", "Outlier Exposure: draw the out-distribution part fr
               .. "(a path; resized, and gray for a one-channel model) instead of noise")
 parser:option("--outlier_mix", "with --outliers: the fraction of the out-distribution part that stays noise", "0")
   :convert(tonumber)
+parser:option("--good_eps", "GOOD: l-inf radius of the certified ball around the out-distribution points "
+              .. "(0: off; GOOD's MNIST 0.3); the noise's loss is then GOOD's L_CUB, --pgd_niter must be 0", "0")
+  :convert(tonumber)
+parser:option("--good_quantile", "GOOD: the share of the noise (smallest bounds) trained on the bound; the rest "
+              .. "on the clean logit spread (GOOD_q: 1 is GOOD_100)", "1"):convert(tonumber)
+parser:option("--good_kappa", "GOOD: weight of the noise loss (mean CE + kappa * mean L_CUB)", "0.3"):convert(tonumber)
+parser:option("--good_ramp", "GOOD: kappa_start,kappa_epochs,eps_start,eps_epochs: linear ramps from 0 over "
+              .. "epochs counted from 0 (GOOD's MNIST: 2,100,10,120)", "2,100,10,120")
+parser:option("--init", "start from the weights of this checkpoint (GOOD's CEDA warm start); the optimiser "
+              .. "and the epochs start afresh")
 parser:option("--opt", "adam | momentum (default: adam for MNIST-like sets, else momentum)")
 parser:option("--lr", "initial learning rate (default: 1e-3 with adam, 0.1 with momentum)"):convert(tonumber)
 parser:option("--lmbd", "weight decay: lmbd * sum of squared weights", "0.0005"):convert(tonumber)
@@ -108,10 +119,14 @@ end
 for _, c in ipairs{{"lr", 0}, {"lmbd", 0}, {"n_epochs", 1, true}, {"batch_size", 1, true}, {"at_frac", 0},
                    {"pgd_niter", 0, true}, {"pgd_eps", 0}, {"frac_perm", 0, false, 1}, {"seed", 0, true},
                    {"threads", 1, true}, {"max_steps", 1, true}, {"n_train", 1, true}, {"n_test", 1, true},
-                   {"save_every", 1, true}, {"stop_epoch", 1, true}} do
+                   {"save_every", 1, true}, {"stop_epoch", 1, true}, {"good_eps", 0}, {"good_quantile", 0, false, 1},
+                   {"good_kappa", 0}} do
   check_number(c[1], c[2], c[3], c[4])
 end
 if args.lr == 0 then parser:error("--lr must be > 0, got 0") end
+if args.good_eps > 0 and (args.pgd_niter > 0 or args.at_frac <= 0) then
+  parser:error("--good_eps needs out-distribution points and no PGD: --at_frac > 0 and --pgd_niter 0")
+end
 if args.noise_streams ~= "rank" and args.noise_streams ~= "global" then
   parser:error("--noise_streams must be rank or global")
 end
@@ -180,6 +195,7 @@ end
 
 if args.device == "cuda" and nranks > 1 then dist.pick_local_gpu() end   -- before CUDA loads
 local g = umbra.Generator(args.seed)
+local run_init
 local model = require("models." .. args.model){num_classes = train_set.num_classes, generator = g}
 if args.device ~= "cpu" then model:to(args.device) end
 -- gradients on GPUs: NCCL on the device when every rank has it, else MPI on host copies
@@ -187,6 +203,12 @@ local collectives = nranks > 1 and args.device ~= "cpu" and dist.device_collecti
 -- weight decay as the authors: every parameter whose name contains weight/fc/conv, i.e.
 -- for ResNetSmall the conv kernels and the dense layer (not batch norm), for LeNet all
 local decay = model:parameters(function(path) return not path:find("bn") end)
+if args.init and not args.resume then
+  -- a warm start (GOOD starts CIFAR-10 from a CEDA model): weights only, checked by name and shape
+  local info, ierr = checkpoint.load(args.init, {model = model})
+  if not info then fail("--init: " .. tostring(ierr)) end
+  run_init = string.format("weights from %s (%s, epoch %s)", args.init, tostring(info.architecture), tostring(info.epoch))
+end
 dist.broadcast_module(model)   -- identical already (same seed); made sure of
 local params = model:parameters()
 local opt = args.opt == "adam" and optim.Adam(params, {lr = args.lr})
@@ -253,7 +275,28 @@ run:print("%s %s: %s, %d training / %d test images, %d steps per epoch, lr bound
           args.resume and "resuming" or "run", run_dir, tostring(train_set), train_set:size(), test_set:size(),
           steps_per_epoch, table.concat(boundaries, "/"))
 
+-- GOOD: kappa and eps ramps per epoch (GOOD's epochs count from 0)
+local good_settings, good_ramp
+if args.good_eps > 0 then
+  local r = {}
+  good_ramp = r
+  for v in tostring(args.good_ramp):gmatch("[^,]+") do r[#r + 1] = tonumber(v) end
+  if #r ~= 4 or r[2] < 0 or r[4] < 0 then
+    fail("--good_ramp: expected kappa_start,kappa_epochs,eps_start,eps_epochs (epochs >= 0), got " .. args.good_ramp)
+  end
+  good_settings = {eps = good.ramp(args.good_eps, r[3], r[4]), weight = good.ramp(args.good_kappa, r[1], r[2]),
+                   quantile = args.good_quantile}
+end
+
+if run_init then run:print("init: %s", run_init) end
+if good_settings then
+  run:print("GOOD: eps %g ramped from epoch %g over %g, kappa %g from epoch %g over %g (epochs from 0), quantile %g; "
+            .. "the noise is the out-distribution", args.good_eps, good_ramp[3], good_ramp[4], args.good_kappa,
+            good_ramp[1], good_ramp[2], args.good_quantile)
+end
+
 local proc = train.Procedure(model, opt, {
+  good = good_settings,
   at_frac = args.at_frac, pgd_niter = args.pgd_niter, pgd_eps = args.pgd_eps, loss = args.loss,
   lmbd = args.lmbd, decay_params = decay, generator = g,
   noise_schedule = outlier_set and noise.schedule.outliers(outlier_set, {
@@ -312,6 +355,7 @@ for epoch = start_epoch, args.n_epochs do
   local t0 = umbra.core.clock()
   local sums, count = {err = 0, loss_clean = 0, loss_out = 0, loss = 0, reg = 0, conf_clean = 0, conf_noise = 0}, 0
   local done = 0
+  local good_stats = {share = 0, m = 0}
   for x, y in train_set:batches{batch_size = args.batch_size, shuffle = true, generator = g, drop_last = true,
                                 augment = true} do
     opt.lr = schedule(step)
@@ -332,6 +376,10 @@ for epoch = start_epoch, args.n_epochs do
     end
     if not ok then error(s, 0) end
     for k in pairs(sums) do sums[k] = sums[k] + (s[k] or 0) end
+    if good_settings then
+      good_stats.eps, good_stats.weight = s.good_eps, s.good_weight
+      good_stats.share, good_stats.m = good_stats.share + (s.good_bound_share or 0), good_stats.m + (s.good_m or 0)
+    end
     count = count + 1
     done = done + 1
     steps_done = steps_done + 1
@@ -353,8 +401,12 @@ for epoch = start_epoch, args.n_epochs do
                test_conf_noise = test_conf_noise, lr = opt.lr, seconds = seconds}
   run:metrics(row, epoch)
   run:print("Epoch %d training is done, %.1f sec: train err %.4f, loss %.4f; test err %.4f, conf clean %.3f, "
-            .. "conf noise %.3f",
-            epoch, seconds, row.train_err, row.train_loss_total, test_err, test_conf, test_conf_noise)
+            .. "conf noise %.3f%s",
+            epoch, seconds, row.train_err, row.train_loss_total, test_err, test_conf, test_conf_noise,
+            good_settings and string.format("; GOOD eps %.4g kappa %.4g, bound share %.2f, mean max bound diff %.3f",
+                                            good_stats.eps or 0, good_stats.weight or 0,
+                                            good_stats.share / math.max(count, 1), good_stats.m / math.max(count, 1))
+            or "")
   if args.stop_epoch and epoch >= args.stop_epoch then stop = true end
   local last = epoch == args.n_epochs or stop
   if (epoch % args.save_every == 0 or last) and dist.is_main() then

@@ -15,6 +15,8 @@ int um_cpu_copy_strided(um_tensor *dst, const um_tensor *src);
 int um_cpu_ibp_input_box(um_tensor *lo, um_tensor *hi, const um_tensor *z, float eps);
 int um_cpu_ibp_elision(um_tensor *ud, const um_tensor *lo, const um_tensor *hi, const um_tensor *w, const um_tensor *b);
 int um_cpu_ibp_confidence(um_tensor *conf, const um_tensor *ud);
+int um_cpu_ibp_elision_backward(const um_tensor *gud, const um_tensor *lo, const um_tensor *hi, const um_tensor *w,
+                                um_tensor *g_lo, um_tensor *g_hi, um_tensor *gw, um_tensor *gb);
 /* Attack kernels of the ood table (core/cpu/attack_kernels.c). */
 int um_cpu_apgd_step(um_tensor *x, um_tensor *x_prev, const um_tensor *grad, const um_tensor *z, const um_tensor *eta,
                      float eps, float alpha, int norm);

@@ -145,6 +145,7 @@ const struct um_ood_ops um_cpu_ood_ops = {
     .ibp_input_box = um_cpu_ibp_input_box,
     .ibp_elision = um_cpu_ibp_elision,
     .ibp_confidence = um_cpu_ibp_confidence,
+    .ibp_elision_backward = um_cpu_ibp_elision_backward,
     .apgd_step = um_cpu_apgd_step,
     .mpgd_step = um_cpu_mpgd_step,
     .copy_rows = um_cpu_copy_rows,

@@ -48,3 +48,12 @@ int um_bound_affine(um_module *m, um_tensor *lo, um_tensor *hi, um_abs_linear_fn
     *hi_out = b;
     return UM_OK;
 }
+
+int um_bound_add_signed_grad(um_module *m, const um_tensor *raw) {
+    um_tensor *sg = NULL;
+    int rc = um_unary(&sg, UM_SIGN, m->params[0]);
+    if (!rc) rc = um_binary_(UM_MUL, sg, raw);
+    if (!rc) rc = um_binary_(UM_ADD, m->grads[0], sg);
+    um_tensor_release(sg);
+    return rc;
+}

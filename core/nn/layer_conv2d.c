@@ -165,6 +165,31 @@ static int conv_abs(um_module *m, um_tensor *r, um_tensor **out) {
     return UM_OK;
 }
 
+/* |W|^T g (the input gradient of the |W| convolution) into *gr, and sign(W) times the
+ * weight gradient of (r, g) added to the weight gradient (abs_backward). */
+static int conv_abs_backward(um_module *m, um_tensor *r, um_tensor *gy, um_tensor **gr) {
+    conv_module *c = (conv_module *)m;
+    um_window2d g;
+    int rc = conv_geometry(c, r->ndim, r->size, &g);
+    if (rc) return rc;
+    const um_backend *be = um_backend_of(r);
+    um_tensor *aw = NULL, *raw = NULL, *gx = NULL;
+    rc = um_unary(&aw, UM_ABS, m->params[0]);
+    if (!rc) rc = um_tensor_zeros(&raw, UM_FLOAT32, 4, m->params[0]->size, be);
+    if (!rc && gr) rc = um_tensor_new(&gx, UM_FLOAT32, 4, r->size, be);
+    if (!rc) rc = ensure_work(c, be, &g);
+    if (!rc) rc = UM_NN_CALL(be, conv2d_backward, &g, r, gy, aw, gx, raw, NULL, c->work);
+    if (!rc) rc = um_bound_add_signed_grad(m, raw);
+    um_tensor_release(aw);
+    um_tensor_release(raw);
+    if (rc) {
+        um_tensor_release(gx);
+        return rc;
+    }
+    if (gr) *gr = gx;
+    return UM_OK;
+}
+
 static int conv_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
     return um_bound_affine(m, lo, hi, conv_abs, lo_out, hi_out);
 }
@@ -177,6 +202,8 @@ static const um_module_ops conv_ops = {
     .describe = conv_describe,
     .destroy = conv_destroy,
     .bound = conv_bound,
+    .abs_forward = conv_abs,
+    .abs_backward = conv_abs_backward,
 };
 
 int um_conv2d_path(const um_module *m, int ndim, const int64_t *in, int input_grad, const char **name) {

@@ -88,6 +88,30 @@ static int linear_abs(um_module *m, um_tensor *r, um_tensor **out) {
     return UM_OK;
 }
 
+/* |W|^T g into *gr, and sign(W) * (g^T r) added to the weight gradient (abs_backward). */
+static int linear_abs_backward(um_module *m, um_tensor *r, um_tensor *g, um_tensor **gr) {
+    linear_module *l = (linear_module *)m;
+    const um_backend *be = um_backend_of(r);
+    int64_t n = r->size[0], wsize[2] = {l->out, l->in};
+    um_tensor *aw = NULL, *raw = NULL, *gx = NULL;
+    int rc = um_tensor_new(&raw, UM_FLOAT32, 2, wsize, be);
+    if (!rc) rc = be->gemm(1, 0, l->out, l->in, n, 1.0f, um_f32(g), l->out, um_f32(r), l->in, 0.0f, um_f32(raw), l->in);
+    if (!rc) rc = um_bound_add_signed_grad(m, raw);
+    if (!rc && gr) {
+        rc = um_unary(&aw, UM_ABS, m->params[0]);
+        if (!rc) rc = um_tensor_new(&gx, UM_FLOAT32, 2, r->size, be);
+        if (!rc) rc = be->gemm(0, 0, n, l->in, l->out, 1.0f, um_f32(g), l->out, um_f32(aw), l->in, 0.0f, um_f32(gx), l->in);
+    }
+    um_tensor_release(aw);
+    um_tensor_release(raw);
+    if (rc) {
+        um_tensor_release(gx);
+        return rc;
+    }
+    if (gr) *gr = gx;
+    return UM_OK;
+}
+
 static int linear_bound(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out) {
     int64_t size[2];
     int nd, rc = linear_out_shape(m, lo->ndim, lo->size, &nd, size);
@@ -101,6 +125,8 @@ const um_module_ops um_linear_module_ops = {
     .backward = linear_backward,
     .describe = linear_describe,
     .bound = linear_bound,
+    .abs_forward = linear_abs,
+    .abs_backward = linear_abs_backward,
 };
 
 int um_linear_new(um_module **out, int64_t in_features, int64_t out_features, int bias, um_generator *g) {

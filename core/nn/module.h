@@ -45,6 +45,14 @@ typedef struct um_module_ops {
      * (evaluation mode; plain float32, no outward rounding). NULL: the module has none, and
      * a certificate through it fails naming the module. */
     int (*bound)(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out);
+    /* Optional: training through interval bounds (GOOD, core/ood/ibp_train.c). An affine
+     * module y = A x + b (Linear, Conv2d) gives abs_forward: |A| r into a new tensor, and
+     * abs_backward: |A|^T g into a new *gr (gr NULL: not wanted) while adding to its
+     * parameter gradients the derivative of <g, |A| r>, sign(A) times the weight gradient of
+     * (r, g). A module whose bound is um_bound_monotone trains through its own forward and
+     * backward; any other module cannot be trained through bounds. */
+    int (*abs_forward)(um_module *m, um_tensor *r, um_tensor **out);
+    int (*abs_backward)(um_module *m, um_tensor *r, um_tensor *g, um_tensor **gr);
 } um_module_ops;
 
 #define UM_NOT_FOLDED 1
@@ -156,6 +164,9 @@ int um_bound_monotone(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo
 typedef int (*um_abs_linear_fn)(um_module *m, um_tensor *r, um_tensor **out);
 int um_bound_affine(um_module *m, um_tensor *lo, um_tensor *hi, um_abs_linear_fn abs_linear, um_tensor **lo_out,
                     um_tensor **hi_out);
+/* For abs_backward: grads[0] of m += sign(params[0]) * raw (raw: the weight gradient of
+ * the radius pass computed with |W|). */
+int um_bound_add_signed_grad(um_module *m, const um_tensor *raw);
 /* Shape check of child i with the same error prefixing. */
 int um_module_child_out_shape(const um_module *m, int i, int ndim, const int64_t *in, int *ondim, int64_t *out);
 /* Common argument checks: float32, contiguous, same backend as the module's parameters. */

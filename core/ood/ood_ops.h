@@ -31,6 +31,13 @@ struct um_ood_ops {
     /* conf (n) = max_k 1 / sum_j exp(-ud[i,k,j]) = exp(max_k -lse_j(-ud[i,k,j])), in double:
      * an upper bound on the max softmax confidence when ud bounds the logit differences. */
     int (*ibp_confidence)(um_tensor *conf, const um_tensor *ud);
+    /* Backward of ibp_elision: from gud (n, K, K), the gradient of a loss with respect to ud,
+     * g_lo, g_hi (n, m) overwritten: sum_{k != j} gud[i,k,j] min(D,0) and max(D,0);
+     * gw (K, m) += sum_i sum_{j != k} gud[i,k,j] sel_kj - gud[i,j,k] sel_jk, where sel_kj
+     * is hi where D = w_k - w_j > 0 and lo elsewhere; gb (K) += sum_i sum_j gud[i,k,j] -
+     * gud[i,j,k] (gb may be NULL). The diagonal of gud is ignored (ud[k,k] = 0 is fixed). */
+    int (*ibp_elision_backward)(const um_tensor *gud, const um_tensor *lo, const um_tensor *hi, const um_tensor *w,
+                                um_tensor *g_lo, um_tensor *g_hi, um_tensor *gw, um_tensor *gb);
 
     /* Attacks with per-example state (core/ood/apgd.c, mpgd.c). x, x_prev, grad, v, z
      * (n, d); eta, lr, mask, flags (n) float32 on the same backend. Every projection is onto

@@ -254,9 +254,13 @@ end
 function Module:backward(x, gy, opts)
   local want = not (type(opts) == "table" and opts.input_grad == false)
   local gx = C.methods.backward(self, x, gy, want)
-  rawset(mt, "backward_count", (rawget(mt, "backward_count") or 0) + 1)
+  nn.note_backward()
   return gx
 end
+
+--- nn.note_backward(): count a pass that added parameter gradients other than m:backward (a
+--- bound tape's backward, umbra.good), for the optimisers' check below
+function nn.note_backward() rawset(mt, "backward_count", (rawget(mt, "backward_count") or 0) + 1) end
 
 --- nn.backward_count() -> how many m:backward calls have succeeded in this process (the
 --- optimisers use it to warn about a step without a backward)

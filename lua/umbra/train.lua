@@ -7,6 +7,10 @@
 -- forward in training mode on [noise; clean], loss (Σ CE + Σ L_out)/(n_clean + n_noise)
 -- + λ Σ w² (or, with noise_weight set, mean CE + noise_weight · mean L_out + λ Σ w²),
 -- backward, optimiser step.
+-- GOOD (settings.good, umbra.good): the noise's loss is L_CUB on the interval bound of the
+-- logit differences over an eps-ball (the smallest-bound share `quantile` of the noise) and on
+-- the clean logit spread (the rest), weighted mean CE + kappa_e * mean L_out, with eps_e and
+-- kappa_e ramped per epoch.
 -- Data parallel (settings.dist, docs/distributed.md): every rank gets the same global
 -- batch and keeps its block; losses are scaled by the global counts and the gradients
 -- summed over ranks in one call, so the step is the one-process step.
@@ -16,6 +20,7 @@ local optim = require "umbra.optim"
 local attack = require "umbra.attack"
 local noise_mod = require "umbra.noise"
 local dist = require "umbra.dist"
+local good = require "umbra.good"
 
 local train = {}
 
@@ -27,10 +32,24 @@ local function check_settings(s)
   assert(math.type(s.pgd_niter) == "integer" and s.pgd_niter >= 0, "train: pgd_niter must be an integer >= 0")
   assert(s.loss == "max_conf" or s.loss == "uniform_conf",
          "train: loss must be 'max_conf' or 'uniform_conf', got " .. tostring(s.loss))
+  if s.good then
+    assert(type(s.good) == "table", "train: good must be a table {eps =, weight =, quantile =}")
+    for _, k in ipairs{"eps", "weight"} do
+      local v = s.good[k]
+      assert(type(v) == "function" or (type(v) == "number" and v >= 0),
+             "train: good." .. k .. " must be a number >= 0 or a function of the epoch, got " .. tostring(v))
+    end
+    local q = s.good.quantile or 1
+    assert(type(q) == "number" and q >= 0 and q <= 1, "train: good.quantile must be in [0, 1], got " .. tostring(q))
+    assert(s.pgd_niter == 0, "train: GOOD bounds the noise's ball itself; pgd_niter must be 0, got " .. s.pgd_niter)
+    assert(s.at_frac > 0, "train: GOOD needs out-distribution points (at_frac > 0)")
+  end
 end
 
 --- procedure = train.Procedure(model, optimiser, settings)
 --- settings: at_frac, pgd_niter, pgd_eps, pgd_step (default pgd_eps/pgd_niter), loss,
+--- good ({eps =, weight =, quantile = 1, clip = false}: GOOD's loss on the noise, eps and weight
+--- numbers or functions of GOOD's 0-based epoch such as umbra.good.ramp; see umbra.good),
 --- lmbd (weight decay λ), decay_params (list of tensors; default all parameters),
 --- noise_schedule (function(ctx) -> noise; default the authors'), noise_weight (nil = the
 --- code's form), generator (required), out_loss (a criterion of your own replacing loss:
@@ -165,6 +184,12 @@ step_body = function(self, x, y, epoch)
   local z = self:make_noise(x, x, n_noise_all, n_noise, epoch)
   n_noise = z and z:size(1) or 0
   model:train()
+  local part
+  if s.good and n_noise > 0 then
+    -- the bound pass first: it reuses the modules' forward buffers, and adds gradients
+    model:zero_grad()
+    part = good.out_pass(model, z, s.good, epoch, 1 / n_noise_all)
+  end
   local input = z and umbra.cat({z, x}, 1) or x
   local logits = model:forward(input)
   local total = n_clean_all + n_noise_all
@@ -174,10 +199,18 @@ step_body = function(self, x, y, epoch)
   gc = self.ce:backward(logits_clean, y)
   local scale_clean, scale_noise = 1 / total, 1 / total
   if s.noise_weight then scale_clean, scale_noise = 1 / n_clean_all, s.noise_weight / math.max(n_noise_all, 1) end
+  if part then scale_clean, scale_noise = 1 / n_clean_all, part.weight / math.max(n_noise_all, 1) end
   gc:mul_(scale_clean)
   local grad = gc
   lo = 0
-  if n_noise > 0 then
+  if part then
+    -- the spread loss on the noise outside the bound part (all of it while eps_e is 0)
+    local logits_noise = logits:narrow(1, 1, n_noise)
+    local rest = part.bound_mask and (1 - part.bound_mask) or umbra.ones({n_noise}):to(logits:device())
+    local values, go_ = good.spread_loss(logits_noise, rest * scale_noise)
+    lo = (values * rest):sum() + part.loss_bound
+    grad = umbra.cat({go_, gc}, 1)
+  elseif n_noise > 0 then
     local logits_noise = logits:narrow(1, 1, n_noise)
     lo = self.out_loss:forward(logits_noise)
     if type(lo) ~= "number" then lo = lo:sum() end   -- a criterion of the user's: per-example values
@@ -193,7 +226,7 @@ step_body = function(self, x, y, epoch)
     error(string.format("the loss is %s at step %d (non-finite: %s clean, %s noise); no parameter was changed",
                         tostring(finite(lc) and lo or lc), self.step_count, tostring(lc), tostring(lo)), 2)
   end
-  model:zero_grad()
+  if not part then model:zero_grad() end   -- GOOD's bound pass zeroed them and added its part
   if d then for _, b in ipairs(self.buffers) do b:mul_(1 / dist.size()) end end
   if self.buckets then self.buckets:arm() end
   model:backward(input, grad, {input_grad = false})   -- the input gradient is not needed
@@ -216,6 +249,8 @@ step_body = function(self, x, y, epoch)
     err = sums[3] / n_clean_all, conf_clean = sums[4] / n_clean_all,
     conf_noise = n_noise_all > 0 and sums[5] / n_noise_all or nil,
     n_noise = n_noise_all,
+    good_eps = part and part.eps, good_weight = part and part.weight, good_bound_share = part and part.n_bound / n_noise,
+    good_m = part and part.m_mean,
   }
 end
 
@@ -223,6 +258,9 @@ train.settings = {
   plain = {at_frac = 0, pgd_niter = 0},
   ceda = {at_frac = 1, pgd_niter = 0, loss = "max_conf"},
   acet = {at_frac = 1, pgd_niter = 40, pgd_eps = 0.3, loss = "max_conf"},
+  -- GOOD_100 on MNIST (GOOD's schedule: kappa 0.3 ramped over epochs 2-102, eps 0.3 over 10-130)
+  good = {at_frac = 1, pgd_niter = 0, good = {eps = good.ramp(0.3, 10, 120), weight = good.ramp(0.3, 2, 100),
+                                               quantile = 1}},
 }
 
 return train

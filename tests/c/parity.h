@@ -117,7 +117,7 @@ static void layer_parity(const char *what, um_module *m_cpu, um_module *m_dev, i
     um_tensor_release(dx);
 }
 
-static void pair(um_module *cpu, um_module *other, const char *what, int nd, const int64_t *in, uint64_t seed) {
+static __attribute__((unused)) void pair(um_module *cpu, um_module *other, const char *what, int nd, const int64_t *in, uint64_t seed) {
     um_generator g;
     um_generator_init(&g, seed);
     ck_ok(um_module_to(other, dev()));

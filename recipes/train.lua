@@ -40,6 +40,8 @@ parser:option("--good_quantile", "GOOD: the share of the noise (smallest bounds)
 parser:option("--good_kappa", "GOOD: weight of the noise loss (mean CE + kappa * mean L_CUB)", "0.3"):convert(tonumber)
 parser:option("--good_ramp", "GOOD: kappa_start,kappa_epochs,eps_start,eps_epochs: linear ramps from 0 over "
               .. "epochs counted from 0 (GOOD's MNIST: 2,100,10,120)", "2,100,10,120")
+parser:flag("--good_ramp_per_step", "GOOD: read the ramps at the fractional epoch of each step (smooth, for "
+            .. "compressed schedules) instead of once per epoch as GOOD's code")
 parser:option("--init", "start from the weights of this checkpoint (GOOD's CEDA warm start); the optimiser "
               .. "and the epochs start afresh")
 parser:option("--opt", "adam | momentum (default: adam for MNIST-like sets, else momentum)")
@@ -207,7 +209,8 @@ if args.init and not args.resume then
   -- a warm start (GOOD starts CIFAR-10 from a CEDA model): weights only, checked by name and shape
   local info, ierr = checkpoint.load(args.init, {model = model})
   if not info then fail("--init: " .. tostring(ierr)) end
-  run_init = string.format("weights from %s (%s, epoch %s)", args.init, tostring(info.architecture), tostring(info.epoch))
+  run_init = string.format("weights from %s (%s, epoch %s)", args.init, tostring(info.architecture),
+                           tostring(info.epoch))
 end
 dist.broadcast_module(model)   -- identical already (same seed); made sure of
 local params = model:parameters()
@@ -359,6 +362,7 @@ for epoch = start_epoch, args.n_epochs do
   for x, y in train_set:batches{batch_size = args.batch_size, shuffle = true, generator = g, drop_last = true,
                                 augment = true} do
     opt.lr = schedule(step)
+    if good_settings and args.good_ramp_per_step then good_settings.epoch_progress = step / steps_per_epoch end
     local ok, s = pcall(proc.step, proc, x, y, epoch)
     step = step + 1
     -- the core refuses NaN logits with an error; a finite step can still report inf or NaN

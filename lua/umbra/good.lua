@@ -85,21 +85,20 @@ local function at(v, e) return type(v) == "function" and v(e) or v end
 --- part = good.out_pass(model, z, opts, epoch, scale): the bound half of GOOD's out loss on the
 --- noise z, run before the step's forward (it adds parameter gradients: zero them first).
 --- opts: eps, weight (numbers or functions of GOOD's 0-based epoch e), quantile (1), clip
---- (false: GOOD trains on the unclipped box). scale multiplies the weight (1 / the global noise
---- count). Returns {weight =, eps =, loss_bound = sum of L_CUB over the bound part,
---- bound_mask = (n) 1 where the bound loss applies, n_bound =, m_mean =}.
+--- (false: GOOD trains on the unclipped box), epoch_progress (when set, the fractional 0-based
+--- epoch the ramps are read at instead of epoch - 1: ramps per step rather than GOOD's per
+--- epoch). scale multiplies the weight (1 / the global noise count). Returns {weight =, eps =,
+--- loss_bound = sum of L_CUB over the bound part, bound_mask = (n) 1 where the bound loss applies, n_bound =, m_mean =}.
 function good.out_pass(model, z, opts, epoch, scale)
-  local e = (epoch or 1) - 1
+  local e = opts.epoch_progress or (epoch or 1) - 1
   local weight, eps = at(opts.weight, e), at(opts.eps, e)
   local n = z:size(1)
   local part = {weight = weight, eps = eps, loss_bound = 0, n_bound = 0}
   if weight <= 0 then return part end
-  local in_bound = {}
   if eps > 0 then
     local tape, ud = core.bound_tape(module_of(model), z, eps, opts.clip or false)
     local _, m = good.bound_loss(ud)
-    local n_bound
-    in_bound, n_bound = good.split(m, opts.quantile or 1)
+    local in_bound, n_bound = good.split(m, opts.quantile or 1)
     local w = {}
     for i = 1, n do w[i] = in_bound[i] and weight * scale or 0 end
     local wt = umbra.tensor(w):to(z:device())

@@ -249,8 +249,8 @@ step_body = function(self, x, y, epoch)
     err = sums[3] / n_clean_all, conf_clean = sums[4] / n_clean_all,
     conf_noise = n_noise_all > 0 and sums[5] / n_noise_all or nil,
     n_noise = n_noise_all,
-    good_eps = part and part.eps, good_weight = part and part.weight, good_bound_share = part and part.n_bound / n_noise,
-    good_m = part and part.m_mean,
+    good_eps = part and part.eps, good_weight = part and part.weight,
+    good_bound_share = part and part.n_bound / n_noise, good_m = part and part.m_mean,
   }
 end
 

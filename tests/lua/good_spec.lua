@@ -90,3 +90,24 @@ describe("good.out_pass", function()
     assert.truthy(tostring(err):find("BatchNorm2d", 1, true), tostring(err))
   end)
 end)
+
+describe("train.Procedure with good settings", function()
+  it("trains on CE plus the bound and spread losses, with the quantile split", function()
+    local g = umbra.Generator(4)
+    local model = nn.Sequential{nn.Flatten(), nn.Linear(16, 12, {generator = g}), nn.ReLU(),
+                                nn.Linear(12, 3, {generator = g})}
+    local opt = umbra.optim.SGD(model:parameters(), model:gradients(), {lr = 0.1})
+    local proc = umbra.train.Procedure(model, opt, {at_frac = 1, generator = g,
+      good = {eps = 0.1, weight = 0.5, quantile = 0.5},
+      noise_schedule = function(ctx) return umbra.rand({ctx.n, 1, 4, 4}, ctx.generator) end})
+    local x, y = umbra.rand({8, 1, 4, 4}, g), umbra.tensor({1, 2, 3, 1, 2, 3, 1, 2}):long()
+    local s = proc:step(x, y, 1)
+    assert.are.equal(0.5, s.good_bound_share)
+    assert.are.equal(0.5, s.good_weight)
+    assert(s.loss_out > 0 and s.good_m > 0)
+    assert(math.abs(s.loss - (s.loss_clean + s.loss_out + s.reg)) < 1e-9)
+    assert.has_error(function()
+      umbra.train.Procedure(model, opt, {at_frac = 1, pgd_niter = 5, generator = g, good = {eps = 0.1, weight = 1}})
+    end)
+  end)
+end)

@@ -88,7 +88,8 @@ local function at(v, e) return type(v) == "function" and v(e) or v end
 --- (false: GOOD trains on the unclipped box), epoch_progress (when set, the fractional 0-based
 --- epoch the ramps are read at instead of epoch - 1: ramps per step rather than GOOD's per
 --- epoch). scale multiplies the weight (1 / the global noise count). Returns {weight =, eps =,
---- loss_bound = sum of L_CUB over the bound part, bound_mask = (n) 1 where the bound loss applies, n_bound =, m_mean =}.
+--- loss_bound = sum of L_CUB over the bound part, bound_mask = (n) 1 where the bound loss
+--- applies, n_bound =, m_mean =}.
 function good.out_pass(model, z, opts, epoch, scale)
   local e = opts.epoch_progress or (epoch or 1) - 1
   local weight, eps = at(opts.weight, e), at(opts.eps, e)

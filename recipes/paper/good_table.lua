@@ -49,8 +49,8 @@ local function images_of(ds, n)
   local done = 0
   for x, y in ds:batches{batch_size = args.batch_size} do
     if done >= n then break end
-    if done + x:size(1) > n then x, y = x:narrow(1, 1, n - done):contiguous(), y:narrow(1, 1, n - done) end
-    out[#out + 1] = {x = x, y = y}
+    if done + x:size(1) > n then x, y = x:narrow(1, 1, n - done), y:narrow(1, 1, n - done) end
+    out[#out + 1] = {x = x:clone(), y = y:clone()}   -- the iterator reuses its batch tensors
     done = done + x:size(1)
   end
   return out

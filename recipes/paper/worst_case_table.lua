@@ -47,8 +47,13 @@ local function same_run(p, r)
       fail(string.format("%s and %s differ in %s (%s vs %s)", p.path, r.path, k, tostring(p[k]), tostring(r[k])))
     end
   end
+  -- the same noise gives the same clean confidence up to rounding: a stage of fewer points
+  -- runs the model on a smaller batch, whose sums the convolutions may order differently
   for i = 1, math.min(p.n, r.n) do
-    if p.clean[i] ~= r.clean[i] then fail(string.format("%s and %s: noise point %d differs", p.path, r.path, i)) end
+    if math.abs(p.clean[i] - r.clean[i]) > 1e-5 then
+      fail(string.format("%s and %s: noise point %d differs (clean confidence %.7f vs %.7f)", p.path, r.path, i,
+                         p.clean[i], r.clean[i]))
+    end
   end
 end
 

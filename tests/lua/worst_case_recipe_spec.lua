@@ -79,14 +79,36 @@ end]])
     assert.truthy(out:find("tiny, first 6 points: the suite is above worst of three on %d+ points"), out)
   end)
 
-  it("merges a later stage on fewer points over those points", function()
+  -- the stage file's first clean confidence moved by delta (a smaller batch can round differently)
+  local function nudge(delta)
+    local path = dir .. "/tiny.worst3_extra.lua"
+    local src = assert(io.open(path))
+    local text = src:read("a")
+    src:close()
+    text = text:gsub("\nclean = {([^,]+),", function(v)
+      return string.format("\nclean = {%.9g,", tonumber(v) + delta)
+    end, 1)
+    local dst = assert(io.open(path, "w"))
+    dst:write(text)
+    dst:close()
+  end
+  local function table_of(extra)
+    return h.run(string.format("%s recipes/paper/worst_case_table.lua --dir %s --no_plots tiny %s", exe, h.quote(dir),
+                               extra or ""))
+  end
+
+  it("merges a later stage on fewer points over those points, rounding allowed", function()
     stage("worst3_extra", "--certify ''", 4)
-    local out, rc = h.run(string.format("%s recipes/paper/worst_case_table.lua --dir %s --no_plots tiny", exe,
-                                        h.quote(dir)))
+    nudge(2e-7)
+    local out, rc = table_of()
     assert.are.equal(0, rc, out)
     assert.truthy(out:find("| tiny | paper (80 x 0.02) | 6 |", 1, true), out)
     assert.truthy(out:find("| tiny | worst of three | 4 |", 1, true), out)
     assert.truthy(out:find("| tiny | suite (APGD 6x2, MPGD 5 x 3 starts) | 4 |", 1, true), out)
+    nudge(1e-3)
+    out, rc = table_of()
+    assert.are_not.equal(0, rc)
+    assert.truthy(out:find("noise point 1 differs (clean confidence", 1, true), out)
   end)
 
   it("refuses to merge a stage made from other noise", function()

@@ -84,9 +84,12 @@ if test then
 else
   source = "authors' recipe on uniform noise only (frac_perm 0; " .. tostring(dataset) .. " test set absent)"
   conf_in = nil
+  -- whole batches, the last narrowed (as the test-set path): the recipe's draws depend on the
+  -- batch's size, so stages of different --n see the same first points
   for s = 1, args.n, args.batch_size do
-    local m = math.min(args.batch_size, args.n - s + 1)
-    batches[#batches + 1] = noise.authors(umbra.zeros({m, C, H, W}), g, {frac_perm = 0})
+    local z = noise.authors(umbra.zeros({args.batch_size, C, H, W}), g, {frac_perm = 0})
+    if s + args.batch_size - 1 > args.n then z = z:narrow(1, 1, args.n - s + 1):contiguous() end
+    batches[#batches + 1] = z
   end
 end
 

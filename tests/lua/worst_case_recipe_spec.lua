@@ -111,6 +111,15 @@ end]])
     assert.truthy(out:find("noise point 1 differs (clean confidence", 1, true), out)
   end)
 
+  it("merges stages of different sizes on uniform noise when the test set is absent", function()
+    os.remove(dir .. "/tiny.suite_extra.lua")
+    stage("paper", "--dataset svhn", 6)   -- no svhn under the fixture data: uniform noise
+    stage("worst3_extra", "--dataset svhn --certify ''", 3)
+    local out, rc = table_of()
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("| tiny | worst of three | 3 |", 1, true), out)
+  end)
+
   it("refuses to merge a stage made from other noise", function()
     stage("paper", "--seed 1")
     local out, rc = h.run(string.format("%s recipes/paper/worst_case_table.lua --dir %s --no_plots tiny", exe,

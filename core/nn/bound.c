@@ -25,13 +25,24 @@ int um_bound_monotone(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo
     return UM_OK;
 }
 
+int um_bound_centre_radius(const um_tensor *lo, const um_tensor *hi, um_tensor **c, um_tensor **r) {
+    *c = *r = NULL;
+    int rc = um_binary(c, UM_ADD, lo, hi);
+    if (!rc) rc = um_binary_scalar_(UM_MUL, *c, 0.5);
+    if (!rc) rc = um_binary(r, UM_SUB, hi, *c);   /* hi - c, not (hi - lo)/2: c + r reaches hi */
+    if (!rc) rc = um_clamp_(*r, 0, 1e30);        /* rounding can leave a tiny negative */
+    if (rc) {
+        um_tensor_release(*c);
+        um_tensor_release(*r);
+        *c = *r = NULL;
+    }
+    return rc;
+}
+
 int um_bound_affine(um_module *m, um_tensor *lo, um_tensor *hi, um_abs_linear_fn abs_linear, um_tensor **lo_out,
                     um_tensor **hi_out) {
     um_tensor *c = NULL, *r = NULL, *yc = NULL, *yr = NULL, *b = NULL;
-    int rc = um_binary(&c, UM_ADD, lo, hi);
-    if (!rc) rc = um_binary_scalar_(UM_MUL, c, 0.5);
-    if (!rc) rc = um_binary(&r, UM_SUB, hi, c);   /* hi - c, not (hi - lo)/2: c + r reaches hi */
-    if (!rc) rc = um_clamp_(r, 0, 1e30);        /* rounding can leave a tiny negative */
+    int rc = um_bound_centre_radius(lo, hi, &c, &r);
     if (!rc) rc = forward_copy(m, c, &yc);
     um_tensor_release(c);
     if (!rc) rc = abs_linear(m, r, &yr);

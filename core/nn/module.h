@@ -162,6 +162,8 @@ int um_module_child_bound(um_module *m, int i, um_tensor *lo, um_tensor *hi, um_
  * radius (hi - lo)/2, which abs_linear computes into a new tensor. */
 int um_bound_monotone(um_module *m, um_tensor *lo, um_tensor *hi, um_tensor **lo_out, um_tensor **hi_out);
 typedef int (*um_abs_linear_fn)(um_module *m, um_tensor *r, um_tensor **out);
+/* The centre (lo + hi)/2 and radius hi - centre (>= 0) of a box, new tensors. */
+int um_bound_centre_radius(const um_tensor *lo, const um_tensor *hi, um_tensor **c, um_tensor **r);
 int um_bound_affine(um_module *m, um_tensor *lo, um_tensor *hi, um_abs_linear_fn abs_linear, um_tensor **lo_out,
                     um_tensor **hi_out);
 /* For abs_backward: grads[0] of m += sign(params[0]) * raw (raw: the weight gradient of

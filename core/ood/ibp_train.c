@@ -77,10 +77,7 @@ static int affine_forward(um_ibp_tape *t, um_module *parent, int i, um_tensor *b
     um_module *m = parent->children[i];
     um_tensor *lo = NULL, *hi = NULL, *c = NULL, *r = NULL, *yr = NULL;
     int rc = halves(box, t->batch, &lo, &hi);
-    if (!rc) rc = um_binary(&c, UM_ADD, lo, hi);
-    if (!rc) rc = um_binary_scalar_(UM_MUL, c, 0.5);
-    if (!rc) rc = um_binary(&r, UM_SUB, hi, c);   /* hi - c, not (hi - lo)/2: c + r reaches hi */
-    if (!rc) rc = um_clamp_(r, 0, 1e30);         /* rounding can leave a tiny negative */
+    if (!rc) rc = um_bound_centre_radius(lo, hi, &c, &r);
     if (!rc) rc = um_module_child_forward(parent, i, c);
     if (!rc) rc = m->ops->abs_forward(m, r, &yr);
     if (!rc) rc = stack_diff_sum(next, m->output, yr, 1);

@@ -98,12 +98,12 @@ function good.out_pass(model, z, opts, epoch, scale)
   if weight <= 0 then return part end
   if eps > 0 then
     local tape, ud = core.bound_tape(module_of(model), z, eps, opts.clip or false)
-    local _, m = good.bound_loss(ud)
+    local k = ud:size(2)
+    local m = ud:view(n, k * k):max(2)   -- the split needs only the bounds; the loss is taken once
     local in_bound, n_bound = good.split(m, opts.quantile or 1)
     local w = {}
     for i = 1, n do w[i] = in_bound[i] and weight * scale or 0 end
-    local wt = umbra.tensor(w):to(z:device())
-    local values, _, gud = good.bound_loss(ud, wt)
+    local values, _, gud = good.bound_loss(ud, umbra.tensor(w):to(z:device()))
     if n_bound > 0 then
       tape:backward(gud)
       nn.note_backward()

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "umbra.h"
+#include "nn/module.h"
 
 #define ck_ok(expr) do { int rc_ = (expr); ck_assert_msg(rc_ == UM_OK, "%s -> %d: %s", #expr, rc_, um_last_error()); } while (0)
 #define ck_fails(expr, code) do { int rc_ = (expr); ck_assert_msg(rc_ == (code), "%s -> %d, expected %d (%s)", #expr, rc_, (code), um_last_error()); } while (0)
@@ -47,6 +48,17 @@ static inline um_tensor *ck_longs(int64_t n, const int64_t *v) {
     ck_ok(um_tensor_new(&t, UM_INT64, 1, &n, NULL));
     if (n) memcpy(um_i64(t), v, sizeof(int64_t) * (size_t)n);
     return t;
+}
+
+/* A Sequential of the given modules (the references passed in are taken over). */
+static inline um_module *ck_seq(int n, um_module **parts) {
+    um_module *s;
+    ck_ok(um_sequential_new(&s));
+    for (int i = 0; i < n; i++) {
+        ck_ok(um_sequential_add(s, NULL, parts[i]));
+        um_module_release(parts[i]);
+    }
+    return s;
 }
 
 Suite *make_suite(void);

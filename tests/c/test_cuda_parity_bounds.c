@@ -13,7 +13,7 @@ static um_module *bound_net(uint64_t seed) {
     um_generator_init(&g, seed);
     um_conv2d_config c1 = {.c_in = 1, .c_out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .padding = UM_PAD_SAME, .bias = 1};
     um_conv2d_config c2 = {.c_in = 4, .c_out = 6, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .padding = UM_PAD_SAME, .bias = 1};
-    um_module *s, *parts[9];
+    um_module *parts[9];
     ck_ok(um_conv2d_new(&parts[0], &c1, &g));
     ck_ok(um_relu_new(&parts[1]));
     ck_ok(um_maxpool2d_new(&parts[2], 2, 2, 2, 2, UM_PAD_SAME));
@@ -23,12 +23,7 @@ static um_module *bound_net(uint64_t seed) {
     ck_ok(um_linear_new(&parts[6], 6 * 3 * 3, 16, 1, &g));
     ck_ok(um_relu_new(&parts[7]));
     ck_ok(um_linear_new(&parts[8], 16, 5, 1, &g));
-    ck_ok(um_sequential_new(&s));
-    for (int i = 0; i < 9; i++) {
-        ck_ok(um_sequential_add(s, NULL, parts[i]));
-        um_module_release(parts[i]);
-    }
-    return s;
+    return ck_seq(9, parts);
 }
 
 START_TEST(tape_forward_and_backward) {

@@ -30,16 +30,6 @@ static void contains(const char *text) {
     ck_assert_msg(strstr(um_last_error(), text) != NULL, "error '%s' lacks '%s'", um_last_error(), text);
 }
 
-static um_module *seq_of(int n, um_module **parts) {
-    um_module *s;
-    ck_ok(um_sequential_new(&s));
-    for (int i = 0; i < n; i++) {
-        ck_ok(um_sequential_add(s, NULL, parts[i]));
-        um_module_release(parts[i]);
-    }
-    return s;
-}
-
 /* Module-level bounds of one input box, as two host vectors. */
 static void box_of(um_module *m, int nd, const int64_t *s, const float *lo, const float *hi, float *ol, float *oh) {
     um_tensor *l = tensor_of(nd, s, lo), *h = tensor_of(nd, s, hi), *a, *b;
@@ -194,7 +184,7 @@ static um_module *zoo_net(um_generator *g) {
     ck_ok(um_conv2d_new(&conv2, &c2, g));
     ck_ok(um_relu_new(&relu2));
     ck_ok(um_channel_pad_new(&pad, 1, 1));
-    um_module *main = seq_of(2, (um_module *[]){conv2, relu2});
+    um_module *main = ck_seq(2, (um_module *[]){conv2, relu2});
     um_module *pre;
     ck_ok(um_relu_new(&pre));   /* shared by both branches */
     ck_ok(um_residual_new(&res, pre, main, pad));
@@ -205,7 +195,7 @@ static um_module *zoo_net(um_generator *g) {
     ck_ok(um_global_avgpool_new(&gap));
     ck_ok(um_linear_new(&lin, 6, 5, 1, g));
     um_fill_uniform(g, um_f32(lin->params[0]), 30, -3, 3);   /* confident enough to matter */
-    return seq_of(8, (um_module *[]){conv1, bn, relu1, mp, res, ap, gap, lin});
+    return ck_seq(8, (um_module *[]){conv1, bn, relu1, mp, res, ap, gap, lin});
 }
 
 /* conv (valid) -> ReLU -> Flatten -> Linear -> ReLU -> Linear */
@@ -218,7 +208,7 @@ static um_module *flat_net(um_generator *g) {
     ck_ok(um_linear_new(&l1, 27, 8, 1, g));
     ck_ok(um_relu_new(&relu2));
     ck_ok(um_linear_new(&l2, 8, 4, 1, g));
-    return seq_of(6, (um_module *[]){conv, relu, flat, l1, relu2, l2});
+    return ck_seq(6, (um_module *[]){conv, relu, flat, l1, relu2, l2});
 }
 
 static int soundness_sweep(int trials, double *checked) {
@@ -259,7 +249,7 @@ START_TEST(dense_grids_in_two_dimensions) {
         ck_ok(um_relu_new(&r2));
         ck_ok(um_linear_new(&l3, 12, 3, 1, &g));
         um_fill_uniform(&g, um_f32(l1->params[1]), 12, -1, 1);
-        um_module *m = seq_of(5, (um_module *[]){l1, r1, l2, r2, l3});
+        um_module *m = ck_seq(5, (um_module *[]){l1, r1, l2, r2, l3});
         int64_t one[2] = {1, 2}, grid[2] = {41 * 41, 2};
         um_tensor *z = uniform(2, one, &g, 0, 1), *x = tensor_of(2, grid, NULL), *bound;
         float *conf = malloc(sizeof(float) * 41 * 41), best = 0;
@@ -309,7 +299,7 @@ START_TEST(errors_name_the_module) {
     ck_ok(um_module_create(&custom, sizeof(um_module), &no_bound_ops));
     ck_ok(um_flatten_new(&flat));
     ck_ok(um_linear_new(&lin, 4, 2, 1, &g));
-    um_module *m = seq_of(3, (um_module *[]){flat, custom, lin});
+    um_module *m = ck_seq(3, (um_module *[]){flat, custom, lin});
     int64_t s[2] = {3, 4};
     um_tensor *z = uniform(2, s, &g, 0, 1), *conf;
     ck_fails(um_certify_confidence(m, z, 0.1, &conf, NULL), UM_ENOTIMPL);
@@ -319,7 +309,7 @@ START_TEST(errors_name_the_module) {
     um_module *relu;
     ck_ok(um_relu_new(&relu));
     ck_ok(um_linear_new(&lin2, 4, 2, 1, &g));
-    um_module *m2 = seq_of(2, (um_module *[]){lin2, relu});
+    um_module *m2 = ck_seq(2, (um_module *[]){lin2, relu});
     ck_fails(um_certify_confidence(m2, z, 0.1, &conf, NULL), UM_EINVAL);
     contains("the model must end in a Linear layer (folded into logit differences), but it ends in ReLU");
     um_tensor_release(z); um_module_release(m); um_module_release(m2);

@@ -9,16 +9,6 @@
 #include "ood/ibp.h"
 #include "ood/ibp_train.h"
 
-static um_module *seq_of(int n, um_module **parts) {
-    um_module *s;
-    ck_ok(um_sequential_new(&s));
-    for (int i = 0; i < n; i++) {
-        ck_ok(um_sequential_add(s, NULL, parts[i]));
-        um_module_release(parts[i]);
-    }
-    return s;
-}
-
 static um_module *conv(int64_t cin, int64_t cout, int64_t stride, um_generator *g) {
     um_conv2d_config c = {.c_in = cin, .c_out = cout, .kh = 3, .kw = 3, .sh = stride, .sw = stride,
                           .padding = UM_PAD_SAME, .bias = 1};
@@ -42,8 +32,8 @@ static um_module *small_net(um_generator *g, int maxpool) {
     ck_ok(um_flatten_new(&fl));
     ck_ok(um_linear_new(&l1, 12, 6, 1, g));
     ck_ok(um_linear_new(&l2, 6, 4, 1, g));
-    um_module *inner = seq_of(3, (um_module *[]){b, r2, ap});
-    return seq_of(8, (um_module *[]){a, r1, mp, inner, fl, l1, r3, l2});
+    um_module *inner = ck_seq(3, (um_module *[]){b, r2, ap});
+    return ck_seq(8, (um_module *[]){a, r1, mp, inner, fl, l1, r3, l2});
 }
 
 static double objective(um_module *m, um_tensor *z, double eps, int clip, const float *r) {
@@ -157,7 +147,7 @@ START_TEST(refusals_name_what_is_wrong) {
     ck_ok(um_batchnorm2d_new(&bn, 2, 0.99, 1e-3));
     ck_ok(um_flatten_new(&fl));
     ck_ok(um_linear_new(&l, 2 * 4 * 4, 3, 1, &g));
-    um_module *m = seq_of(4, (um_module *[]){c, bn, fl, l});
+    um_module *m = ck_seq(4, (um_module *[]){c, bn, fl, l});
     int64_t zs[4] = {2, 1, 4, 4};
     um_tensor *z = gc_tensor(4, zs);
     gc_fill(z, 1, 0.0f, 1.0f, 0.0f);
@@ -173,14 +163,14 @@ START_TEST(refusals_name_what_is_wrong) {
     ck_ok(um_flatten_new(&fl2));
     ck_ok(um_linear_new(&l2, 16, 3, 1, &g));
     ck_ok(um_relu_new(&r));
-    m = seq_of(3, (um_module *[]){fl2, l2, r});
+    m = ck_seq(3, (um_module *[]){fl2, l2, r});
     ck_fails(um_ibp_tape_forward(m, z, 0.1, 0, &t, &ud), UM_EINVAL);
     ck_assert_msg(strstr(um_last_error(), "ends in ReLU"), "%s", um_last_error());
     um_module_release(m);
 
     ck_ok(um_flatten_new(&fl2));
     ck_ok(um_linear_new(&l2, 16, 3, 1, &g));
-    m = seq_of(2, (um_module *[]){fl2, l2});
+    m = ck_seq(2, (um_module *[]){fl2, l2});
     ck_ok(um_ibp_tape_forward(m, z, 0.1, 0, &t, &ud));
     int64_t bad[3] = {2, 3, 2};
     um_tensor *gb = gc_tensor(3, bad);

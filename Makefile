@@ -163,6 +163,7 @@ $(FAKE_NCCL): tests/c/fake_nccl.c
 # library with ASan and UBSan; `make fuzz` runs each for FUZZ_SECONDS (scripts/run-fuzz).
 FUZZ_TARGETS := idx cifar svhn png h5 h5_resealed tfckpt sstable
 FUZZ_SECONDS ?= 60
+FUZZ_SEED ?=
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
@@ -173,7 +174,7 @@ $(BUILD)/fuzz/%: tests/fuzz/libfuzzer.c $(FUZZ_SRC) tests/fuzz/fuzz.h $(LIB)
 fuzz:
 	@FUZZ_CC=$(FUZZ_CC) scripts/ensure-deps --fuzz
 	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CUDA=0 OPT="-O1" EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN) -Wno-pass-failed -Wno-unknown-attributes" EXTRA_LDFLAGS="$(FUZZ_SAN)" fuzz-bins
-	scripts/run-fuzz build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	FUZZ_SEED=$(FUZZ_SEED) scripts/run-fuzz build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The engine alone (base + nn + cpu), linked without HDF5, matio, libpng or Lua.
 ENGINE_LIBS := $(shell pkg-config --libs openblas 2>/dev/null) -lgomp -lm -lpthread

@@ -23,6 +23,13 @@ int um_cpu_conv2d_backward(const um_window2d *g, const um_tensor *x, const um_te
 int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y);
 int um_cpu_maxpool2d_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx);
 int um_cpu_maxpool2d_relu_backward(const um_window2d *g, const um_tensor *x, const um_tensor *gy, um_tensor *gx);
+/* The 2x2, stride 2, exactly tiling max-pool in AVX2 (pool_avx2.c; only when the build
+ * targets AVX2): mode FORWARD writes y from x, BACKWARD and RELU_BACKWARD write gx from x and
+ * gy, as the scalar loops of pool.c. */
+enum { UM_POOL2X2_FORWARD, UM_POOL2X2_BACKWARD, UM_POOL2X2_RELU_BACKWARD };
+#ifdef __AVX2__
+int um_cpu_maxpool2d_2x2_avx2(const um_window2d *g, const float *xp, const float *gyp, float *out, int mode);
+#endif
 int um_cpu_avgpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y);
 int um_cpu_avgpool2d_backward(const um_window2d *g, const um_tensor *gy, um_tensor *gx);
 

@@ -21,8 +21,9 @@ static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int
 
 /* 2x2 windows with stride 2 that tile the input exactly (LeNet's pools on 28x28 and
  * 14x14, ResNetSmall's average-pool shortcuts): each output reads two row pairs with fixed
- * offsets, with no window clipping, which the compiler vectorises (the general loops do
- * not; figures in docs/performance.md §5). */
+ * offsets, with no window clipping (figures in docs/performance.md §5). The compiler
+ * vectorises the average but not the max-pool's stride-2 selections, which AVX2 builds
+ * run in pool_avx2.c instead (docs/performance.md §2.4). */
 static int is_tiled_2x2(const um_window2d *g) {
     return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 &&
            g->pad_left == 0 && g->oh * 2 == g->h && g->ow * 2 == g->w;
@@ -60,6 +61,7 @@ static void pool_forward_2x2(const um_window2d *g, const float *xp, float *yp, i
  * other cell gets zero, without branches. */
 /* relu: only windows whose maximum is not <= 0 (NaN passes, as through PyTorch's ReLU) pass their gradient on (the ReLU before the
  * pool folded in; x is then the ReLU's output). */
+#ifndef __AVX2__
 static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const float *gyp, float *gxp, int relu) {
     const int64_t planes = g->n * g->c, w = g->w, ow = g->ow;
 #pragma omp parallel for schedule(static)
@@ -86,14 +88,19 @@ static void maxpool_backward_2x2(const um_window2d *g, const float *xp, const fl
             }
         }
 }
+#endif
 
 int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor *y) {
     const float *xp = um_f32(x);
     float *yp = um_f32(y);
     const int64_t planes = g->n * g->c;
     if (is_tiled_2x2(g)) {
+#ifdef __AVX2__
+        return um_cpu_maxpool2d_2x2_avx2(g, xp, NULL, yp, UM_POOL2X2_FORWARD);
+#else
         pool_forward_2x2(g, xp, yp, 1);
         return UM_OK;
+#endif
     }
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -154,8 +161,12 @@ static int maxpool_backward(const um_window2d *g, const um_tensor *x, const um_t
     float *gxp = um_f32(gx);
     const int64_t planes = g->n * g->c;
     if (is_tiled_2x2(g)) {
+#ifdef __AVX2__
+        return um_cpu_maxpool2d_2x2_avx2(g, xp, gyp, gxp, relu ? UM_POOL2X2_RELU_BACKWARD : UM_POOL2X2_BACKWARD);
+#else
         maxpool_backward_2x2(g, xp, gyp, gxp, relu);
         return UM_OK;
+#endif
     }
     if (g->kh == g->sh && g->kw == g->sw) {
         maxpool_backward_tiled(g, xp, gyp, gxp, relu);

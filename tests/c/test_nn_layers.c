@@ -300,6 +300,73 @@ START_TEST(maxpool_2x2_ties_first_maximum) {
 }
 END_TEST
 
+/* The 2x2 tiled max-pool (AVX2 in AVX2 builds, pool_avx2.c) against a plain loop written
+ * here, bit for bit: forward, backward and the ReLU-folded backward, on rows of 1, 7, 14,
+ * 16 and 9 windows (the masked tail, LeNet's rows, two full vectors, one full and a tail),
+ * on values drawn from {-1, -0, 0, 1, 2} with NaNs (ties everywhere: the first maximum in
+ * row order must win; the first NaN wins and stays). */
+static float pick_value(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    const float v[6] = {-1.0f, -0.0f, 0.0f, 1.0f, 2.0f, NAN};
+    return v[(*s >> 16) % 6];
+}
+
+static void reference_maxpool_2x2(const um_window2d *g, const float *x, const float *gy, float *y, float *gx, int relu) {
+    for (int64_t pl = 0; pl < g->n * g->c; pl++)
+        for (int64_t oy = 0; oy < g->oh; oy++)
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                int64_t best = -1;
+                float m = 0.0f;
+                for (int64_t dy = 0; dy < 2; dy++)
+                    for (int64_t dx = 0; dx < 2; dx++) {
+                        int64_t i = (pl * g->h + 2 * oy + dy) * g->w + 2 * ox + dx;
+                        float v = x[i];
+                        if (best < 0 || v > m || (isnan(v) && !isnan(m))) { best = i; m = v; }
+                        gx[i] = 0.0f;
+                    }
+                int64_t o = (pl * g->oh + oy) * g->ow + ox;
+                y[o] = m;
+                gx[best] = relu && m <= 0.0f ? 0.0f : gy[o];
+            }
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
+
+START_TEST(maxpool_2x2_fast_path_matches_reference) {
+    const int64_t shapes[][2] = {{2, 2}, {14, 14}, {28, 28}, {4, 32}, {6, 18}};
+    uint32_t s = 7;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int64_t xs[4] = {2, 3, shapes[t][0], shapes[t][1]}, ys[4] = {2, 3, shapes[t][0] / 2, shapes[t][1] / 2};
+        um_window2d g = {.n = 2, .c = 3, .h = xs[2], .w = xs[3], .c_out = 3, .kh = 2, .kw = 2, .sh = 2, .sw = 2,
+                         .oh = ys[2], .ow = ys[3]};
+        um_tensor *x = gc_tensor(4, xs), *gy = gc_tensor(4, ys), *y = gc_tensor(4, ys), *gx = gc_tensor(4, xs);
+        int64_t nx = um_numel(x), ny = um_numel(y);
+        for (int64_t i = 0; i < nx; i++) um_f32(x)[i] = pick_value(&s);
+        for (int64_t i = 0; i < ny; i++) um_f32(gy)[i] = 1.0f + (float)i;
+        float *ry = malloc(sizeof(float) * (size_t)ny), *rgx = malloc(sizeof(float) * (size_t)nx);
+        for (int relu = 0; relu < 2; relu++) {
+            reference_maxpool_2x2(&g, um_f32(x), um_f32(gy), ry, rgx, relu);
+            ck_ok(um_cpu_maxpool2d_forward(&g, x, y));
+            for (int64_t i = 0; i < ny; i++)
+                ck_assert_msg(same_bits(um_f32(y)[i], ry[i]), "%lldx%lld forward %lld: %g, expected %g",
+                              (long long)xs[2], (long long)xs[3], (long long)i, um_f32(y)[i], ry[i]);
+            for (int64_t i = 0; i < nx; i++) um_f32(gx)[i] = 99.0f;   /* every cell must be written */
+            ck_ok(relu ? um_cpu_maxpool2d_relu_backward(&g, x, gy, gx) : um_cpu_maxpool2d_backward(&g, x, gy, gx));
+            for (int64_t i = 0; i < nx; i++)
+                ck_assert_msg(same_bits(um_f32(gx)[i], rgx[i]), "%lldx%lld backward (relu %d) %lld: %g, expected %g",
+                              (long long)xs[2], (long long)xs[3], relu, (long long)i, um_f32(gx)[i], rgx[i]);
+        }
+        free(ry);
+        free(rgx);
+        um_tensor_release(x);
+        um_tensor_release(gy);
+        um_tensor_release(y);
+        um_tensor_release(gx);
+    }
+    ck_assert_int_eq(um_live_bytes(), live0);
+}
+END_TEST
+
 /* NaN propagates as in PyTorch: a window holding NaN gives NaN (the first NaN wins and gets
  * the gradient), on the 2x2 path (4x2 input, tiled), the general one (3x3 input, 2x2
  * `same`) and the tiled one (3x3 windows, stride 3): windows [NaN 1; 2 3] -> NaN and
@@ -584,6 +651,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, winograd_matches_direct_reference);
     tcase_add_test(tc, maxpool_same_ignores_padding);
     tcase_add_test(tc, maxpool_2x2_ties_first_maximum);
+    tcase_add_test(tc, maxpool_2x2_fast_path_matches_reference);
     tcase_add_test(tc, maxpool_propagates_nan);
     tcase_add_test(tc, avgpool_same_divides_by_real_cells);
     tcase_add_test(tc, batchnorm_running_stats_two_steps);

@@ -65,6 +65,14 @@ describe("data-parallel training", function()
                    string.format("2 ranks vs 1: %.3g; 1 process, 2 threads vs 1: %.3g", diff, float_order))
   end)
 
+  -- GOOD's loss (interval bounds, L_CUB on the worst logit difference) is scaled by the
+  -- global noise count, so the summed gradients of 2 ranks are one process's; quantile 1,
+  -- because a quantile below 1 is taken within each rank's share (docs/good.md)
+  it("2 ranks = 1 rank with GOOD's bound loss on noise from the global stream (LeNet, 10 steps) within 1e-5", function()
+    local diff = equivalence("good_global", 10)
+    assert.is_true(diff < 1e-5, string.format("2 ranks vs 1: %.3g", diff))
+  end)
+
   -- the statistics travel as float32 sums and normalise through the evaluation kernel:
   -- 8.7e-6 measured after 10 steps, where a 1e-7 change of the learning rate in one
   -- process gives 6.6e-6 and per-rank statistics 1.9e-3

@@ -3,7 +3,7 @@
 -- 0's parameters to OUT (a checkpoint), or checks that the replicas are identical.
 --   build/umbra tests/lua/dist/equivalence.lua CASE STEPS OUT
 -- CASE: plain (LeNet, SGD, no weight decay), acet_global (LeNet, ACET noise from the
--- global stream), bn_sync (ResNetSmall, CEDA noise from the global stream, synchronised
+-- global stream), good_global (LeNet, GOOD's bound loss on noise from the global stream), bn_sync (ResNetSmall, CEDA noise from the global stream, synchronised
 -- batch norm), replicas (a small conv net with batch norm, ACET with per-rank noise:
 -- prints the largest difference between rank 0's parameters and buffers and the others').
 -- acet_global on several ranks also runs in lockstep: before each step rank 0 copies the
@@ -34,6 +34,10 @@ if case == "plain" or case == "acet_global" then
   model, shape, batch = require("models.lenet"){generator = g}, {1, 28, 28}, 128
   settings = case == "plain" and {at_frac = 0} or {at_frac = 1, pgd_niter = 2, pgd_eps = 0.3}
   settings.dist = {noise = "global"}
+elseif case == "good_global" then
+  -- GOOD (quantile 1: every noise point takes the bound loss; eps and weight fixed)
+  model, shape, batch = require("models.lenet"){generator = g}, {1, 28, 28}, 64
+  settings = {at_frac = 1, pgd_niter = 0, good = {eps = 0.3, weight = 0.3, quantile = 1}, dist = {noise = "global"}}
 elseif case == "bn_sync" then
   model, shape, batch = require("models.resnet_small"){generator = g}, {3, 32, 32}, 32
   settings = {at_frac = 1, pgd_niter = 0, dist = {noise = "global", sync_bn = true}}
@@ -44,7 +48,7 @@ elseif case == "replicas" then
   shape, batch = {1, 16, 16}, 16
   settings = {at_frac = 1, pgd_niter = 1, pgd_eps = 0.3, dist = {noise = "rank"}}
 else
-  error("equivalence.lua: CASE must be plain, acet_global, bn_sync or replicas, got " .. tostring(case))
+  error("equivalence.lua: CASE must be plain, acet_global, good_global, bn_sync or replicas, got " .. tostring(case))
 end
 model:to(device)
 if size > 1 and (device ~= "cpu" or os.getenv("EQ_DEVICE_COLLECTIVES") == "1") then

@@ -4,7 +4,9 @@
 -- count), GFLOP/s against the sgemm peak of 1 and 2 cores, and for the memory-bound passes
 -- (batch norm, ReLU, pooling, padding, residual adds) GB/s against a STREAM-like
 -- measurement. Prints the Markdown table of docs/performance.md §2.4. Needs a quiet
--- machine: `build/umbra scripts/bench/profile_pgd.lua 1` and `... 2`.
+-- machine: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/umbra scripts/bench/profile_pgd.lua 1`
+-- and `... 2`: the kernels scripts/bench/run-all times with (it unsets both; where they are
+-- set, as this workplace pins OpenBLAS to its Haswell kernels, the sgemms run slower).
 --
 -- Each leaf layer is timed alone on the input it sees in the model (best of ROUNDS), its
 -- input gradient likewise, the model walked as its containers run it (Sequential in
@@ -199,8 +201,9 @@ local function profile(name)
 end
 
 print(string.format("machine: OpenBLAS sgemm 1024^3 peak %s (1 thread), %s (2 threads); "
-                    .. "STREAM-like a += b %s (%d thread(s))",
-                    fmt_rate(peak1, "GFLOP/s"), fmt_rate(peak2, "GFLOP/s"), fmt_rate(bw, "GB/s"), threads))
+                    .. "STREAM-like a += b %s (%d thread(s)); OPENBLAS_CORETYPE %s",
+                    fmt_rate(peak1, "GFLOP/s"), fmt_rate(peak2, "GFLOP/s"), fmt_rate(bw, "GB/s"), threads,
+                    os.getenv("OPENBLAS_CORETYPE") or "unset (OpenBLAS picks its kernels)"))
 for _, name in ipairs{"lenet", "resnet_small"} do
   if not only or only == name then profile(name) end
 end

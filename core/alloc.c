@@ -1,5 +1,7 @@
 /* Counting allocator: every block carries a header with its size so live bytes can be
- * tracked; blocks are 64-byte aligned for SIMD kernels. A test hook makes the N-th
+ * tracked; blocks are 64-byte aligned for SIMD kernels and followed by at least 64 bytes of
+ * slack, so that a masked vector load or store of a row's tail (core/cpu/pool_avx2.c),
+ * whose masked-out lanes may lie past the data, stays inside the block. A test hook makes the N-th
  * allocation fail; an out-of-memory hook (a Lua full GC) gets one chance before failure. */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -31,8 +33,8 @@ static int injected_failure(void) {
 }
 
 static void *raw_alloc(size_t bytes) {
-    if (bytes > SIZE_MAX - UM_ALIGN - sizeof(um_block_header)) return NULL;
-    return malloc(bytes + UM_ALIGN + sizeof(um_block_header));
+    if (bytes > SIZE_MAX - 2 * UM_ALIGN - sizeof(um_block_header)) return NULL;
+    return malloc(bytes + 2 * UM_ALIGN + sizeof(um_block_header));   /* alignment, then the slack */
 }
 
 void *um_alloc(size_t bytes) {

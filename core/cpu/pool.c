@@ -2,6 +2,7 @@
  * fall outside the input are ignored, which is TensorFlow's `same` rule: max-pool never
  * selects them and avg-pool divides by the number of real cells. */
 #include <float.h>
+#include <math.h>
 #include <string.h>
 #include "error.h"
 #include "cpu/nn_cpu.h"
@@ -40,9 +41,10 @@ static void pool_forward_2x2(const um_window2d *g, const float *xp, float *yp, i
             if (is_max) {
 #pragma omp simd
                 for (int64_t ox = 0; ox < ow; ox++) {
-                    /* as the general loop: from -FLT_MAX, a later cell wins if larger
-                     * or the first NaN (which then stays, as in PyTorch) */
-                    float m = -FLT_MAX;
+                    /* as the general loop: from -inf (a window of -inf gives -inf, as
+                     * PyTorch), a later cell wins if larger or the first NaN (which
+                     * then stays, as in PyTorch) */
+                    float m = -INFINITY;
                     m = TAKES(r0[2 * ox], m) ? r0[2 * ox] : m;
                     m = TAKES(r0[2 * ox + 1], m) ? r0[2 * ox + 1] : m;
                     m = TAKES(r1[2 * ox], m) ? r1[2 * ox] : m;
@@ -112,7 +114,7 @@ int um_cpu_maxpool2d_forward(const um_window2d *g, const um_tensor *x, um_tensor
             for (int64_t ox = 0; ox < g->ow; ox++) {
                 int64_t x0, x1;
                 window(ox, g->sw, g->pad_left, g->kw, g->w, &x0, &x1);
-                float m = -FLT_MAX;
+                float m = -INFINITY;   /* a window of -inf gives -inf, as PyTorch */
                 for (int64_t iy = y0; iy < y1; iy++)
                     for (int64_t ix = x0; ix < x1; ix++) {
                         float v = xi[iy * g->w + ix];

@@ -48,7 +48,7 @@ __global__ void maxpool_fwd(um_window2d g, const float *x, float *y) {
         int64_t y0, y1, x0, x1;
         window(oy, g.sh, g.pad_top, g.kh, g.h, y0, y1);
         window(ox, g.sw, g.pad_left, g.kw, g.w, x0, x1);
-        float m = -FLT_MAX;
+        float m = -INFINITY;   /* a window of -inf gives -inf, as the CPU and PyTorch */
         for (int64_t iy = y0; iy < y1; iy++)
             for (int64_t ix = x0; ix < x1; ix++) {
                 float v = xi[iy * g.w + ix];

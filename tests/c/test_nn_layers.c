@@ -302,13 +302,15 @@ END_TEST
 
 /* The 2x2 tiled max-pool (AVX2 in AVX2 builds, pool_avx2.c) against a plain loop written
  * here, bit for bit: forward, backward and the ReLU-folded backward, on rows of 1, 7, 14,
- * 16 and 9 windows (the masked tail, LeNet's rows, two full vectors, one full and a tail),
- * on values drawn from {-1, -0, 0, 1, 2} with NaNs (ties everywhere: the first maximum in
- * row order must win; the first NaN wins and stays). */
+ * 16, 9, 4 and 13 windows (masked tails of 1 to 7 windows, LeNet's rows, full vectors), on
+ * values drawn from {-inf, -1, -0, 0, 1, 2} with NaNs (ties everywhere: the first maximum in
+ * row order must win; the first NaN wins and stays; a window of -inf gives -inf, as
+ * PyTorch). The outputs are views at the start of larger tensors whose rest must stay
+ * untouched: the row tails' masked stores may not write past the data. */
 static float pick_value(uint32_t *s) {
     *s = *s * 1664525u + 1013904223u;
-    const float v[6] = {-1.0f, -0.0f, 0.0f, 1.0f, 2.0f, NAN};
-    return v[(*s >> 16) % 6];
+    const float v[7] = {-1.0f, -0.0f, 0.0f, 1.0f, 2.0f, NAN, -INFINITY};
+    return v[(*s >> 16) % 7];
 }
 
 static void reference_maxpool_2x2(const um_window2d *g, const float *x, const float *gy, float *y, float *gx, int relu) {
@@ -333,14 +335,20 @@ static void reference_maxpool_2x2(const um_window2d *g, const float *x, const fl
 static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
 START_TEST(maxpool_2x2_fast_path_matches_reference) {
-    const int64_t shapes[][2] = {{2, 2}, {14, 14}, {28, 28}, {4, 32}, {6, 18}};
+    const int64_t shapes[][2] = {{2, 2}, {14, 14}, {28, 28}, {4, 32}, {6, 18}, {2, 8}, {2, 26}};
     uint32_t s = 7;
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         int64_t xs[4] = {2, 3, shapes[t][0], shapes[t][1]}, ys[4] = {2, 3, shapes[t][0] / 2, shapes[t][1] / 2};
+        int64_t xs_big[4] = {3, 3, xs[2], xs[3]}, ys_big[4] = {3, 3, ys[2], ys[3]};
         um_window2d g = {.n = 2, .c = 3, .h = xs[2], .w = xs[3], .c_out = 3, .kh = 2, .kw = 2, .sh = 2, .sw = 2,
                          .oh = ys[2], .ow = ys[3]};
-        um_tensor *x = gc_tensor(4, xs), *gy = gc_tensor(4, ys), *y = gc_tensor(4, ys), *gx = gc_tensor(4, xs);
+        um_tensor *x = gc_tensor(4, xs), *gy = gc_tensor(4, ys), *y_big = gc_tensor(4, ys_big),
+                  *gx_big = gc_tensor(4, xs_big), *y = NULL, *gx = NULL;
+        ck_ok(um_narrow(&y, y_big, 0, 0, 2));
+        ck_ok(um_narrow(&gx, gx_big, 0, 0, 2));
         int64_t nx = um_numel(x), ny = um_numel(y);
+        for (int64_t i = 0; i < um_numel(y_big); i++) um_f32(y_big)[i] = 77.0f;
+        for (int64_t i = 0; i < um_numel(gx_big); i++) um_f32(gx_big)[i] = 77.0f;
         for (int64_t i = 0; i < nx; i++) um_f32(x)[i] = pick_value(&s);
         for (int64_t i = 0; i < ny; i++) um_f32(gy)[i] = 1.0f + (float)i;
         float *ry = malloc(sizeof(float) * (size_t)ny), *rgx = malloc(sizeof(float) * (size_t)nx);
@@ -356,12 +364,18 @@ START_TEST(maxpool_2x2_fast_path_matches_reference) {
                 ck_assert_msg(same_bits(um_f32(gx)[i], rgx[i]), "%lldx%lld backward (relu %d) %lld: %g, expected %g",
                               (long long)xs[2], (long long)xs[3], relu, (long long)i, um_f32(gx)[i], rgx[i]);
         }
+        for (int64_t i = ny; i < um_numel(y_big); i++)
+            ck_assert_msg(um_f32(y_big)[i] == 77.0f, "forward wrote past its output at %lld", (long long)i);
+        for (int64_t i = nx; i < um_numel(gx_big); i++)
+            ck_assert_msg(um_f32(gx_big)[i] == 77.0f, "backward wrote past its output at %lld", (long long)i);
         free(ry);
         free(rgx);
         um_tensor_release(x);
         um_tensor_release(gy);
         um_tensor_release(y);
         um_tensor_release(gx);
+        um_tensor_release(y_big);
+        um_tensor_release(gx_big);
     }
     ck_assert_int_eq(um_live_bytes(), live0);
 }

@@ -7,7 +7,6 @@
 -- Prints "name value" lines. Usage: umbra scripts/bench/bench_models.lua THREADS [MODEL]
 local umbra = require "umbra"
 local nn, optim = umbra.nn, umbra.optim
-local now = umbra.core.clock
 
 local threads = tonumber(arg[1] or "1")
 local only = arg[2]
@@ -43,24 +42,15 @@ local y = umbra.tensor(labels, "int64")
 local ce = nn.CrossEntropy()
 local opt = optim.SGD(model:parameters(), {lr = 0.01, momentum = 0.9})
 
--- best of reps timed runs after one warm-up: the least disturbed measurement
-local function best_of(reps, fn)
-  fn()
-  local best = math.huge
-  for _ = 1, reps do
-    local t0 = now()
-    fn()
-    best = math.min(best, now() - t0)
-  end
-  return best * 1000
-end
+local best_of = dofile("scripts/bench/best_of.lua")
+local function best_ms(reps, fn) return 1000 * best_of(reps, fn) end
 
 local reps = only == "lenet" and 10 or 6
 local function out(key, value, fmt) print(string.format("%s_%s " .. (fmt or "%.1f"), only, key, value)) end
 
 model:train()
-out("forward_ms", best_of(reps, function() model:forward(x) end))
-local step = best_of(reps, function()
+out("forward_ms", best_ms(reps, function() model:forward(x) end))
+local step = best_ms(reps, function()
   model:zero_grad()
   local z = model:forward(x)
   model:backward(x, ce:backward(z, y), {input_grad = false})
@@ -70,7 +60,7 @@ out("train_step_ms", step)
 out("train_img_per_s", batch / step * 1000, "%.0f")
 
 model:evaluate()
-local pgd = best_of(reps, function()
+local pgd = best_ms(reps, function()
   local z = model:forward(x)
   model:backward_input(x, ce:backward(z, y))
 end)
@@ -81,8 +71,8 @@ out("fwd_input_grad_img_per_s", batch / pgd * 1000, "%.0f")
 -- one forward in training mode (a backward may be repeated for the same forward)
 model:train()
 local gz = ce:backward(model:forward(x), y)
-local full = best_of(reps, function() model:backward(x, gz) end)
-local input_only = best_of(reps, function() model:backward_input(x, gz) end)
+local full = best_ms(reps, function() model:backward(x, gz) end)
+local input_only = best_ms(reps, function() model:backward_input(x, gz) end)
 out("backward_ms", full)
 out("backward_input_ms", input_only)
 out("backward_over_backward_input", full / input_only, "%.2f")

@@ -5,20 +5,9 @@ local umbra = require "umbra"
 local threads = tonumber(arg[1] or "1")
 umbra.set_num_threads(threads)
 local clock = os.clock
-local now = require("umbra.core").clock
 local g = umbra.Generator(1)
 
-local function best_of(reps, fn)
-  local best = math.huge
-  fn()
-  for _ = 1, reps do
-    local t0 = now()
-    fn()
-    local dt = now() - t0
-    if dt < best then best = dt end
-  end
-  return best
-end
+local best_of = dofile("scripts/bench/best_of.lua")
 
 for _, n in ipairs{256, 512, 1024, 2048} do
   local a, b = umbra.rand({n, n}, g), umbra.rand({n, n}, g)

@@ -16,7 +16,6 @@
 -- the last rows compare the sum of the layers with the whole model's own passes.
 -- Usage: umbra scripts/bench/profile_pgd.lua [THREADS [MODEL [ROUNDS]]]
 local umbra = require "umbra"
-local now = umbra.core.clock
 local threads = tonumber(arg[1] or "1")
 local only = arg[2]
 local rounds = tonumber(arg[3] or "5")
@@ -26,16 +25,7 @@ end
 local batch = tonumber(os.getenv("PROFILE_BATCH") or "128")   -- smaller only to check that it runs
 local g = umbra.Generator(1)
 
-local function best_of(reps, fn)
-  fn()
-  local best = math.huge
-  for _ = 1, reps do
-    local t0 = now()
-    fn()
-    best = math.min(best, now() - t0)
-  end
-  return best
-end
+local best_of = dofile("scripts/bench/best_of.lua")
 
 -- ---- the machine: sgemm peak at 1 and 2 threads, STREAM-like bandwidth ----------------
 

@@ -71,6 +71,27 @@ static inline int gc_compare(const char *what, const double *num, const float *a
     return bad;
 }
 
+/* Central differences of f with respect to each of the n floats at p, into num: each is
+ * moved by +-h in place and restored. */
+static inline void gc_central_differences(float *p, int64_t n, double h, double (*f)(void *ctx), void *ctx,
+                                          double *num) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = p[i];
+        p[i] = v + (float)h;
+        double lp = f(ctx);
+        p[i] = v - (float)h;
+        double lm = f(ctx);
+        p[i] = v;
+        num[i] = (lp - lm) / (2 * h);
+    }
+}
+
+typedef struct { um_module *m; um_tensor *x; const double *r; } gc_module_ctx;
+static inline double gc_module_objective(void *ctx) {
+    gc_module_ctx *c = ctx;
+    return gc_objective(c->m, c->x, c->r);
+}
+
 /* Full check of module m at input x: input gradient of backward and backward_input,
  * every parameter gradient, and that backward_input leaves parameter gradients alone. */
 static inline void gc_check_module(um_module *m, um_tensor *x, const gc_opts *o, uint64_t seed) {
@@ -109,31 +130,14 @@ static inline void gc_check_module(um_module *m, um_tensor *x, const gc_opts *o,
     /* numeric gradients */
     int failures = 0;
     double *num = calloc((size_t)(nx > 0 ? nx : 1), sizeof(double));
-    float *xp = um_f32(x);
-    for (int64_t i = 0; i < nx; i++) {
-        float v = xp[i];
-        xp[i] = v + (float)o->h;
-        double lp = gc_objective(m, x, r);
-        xp[i] = v - (float)o->h;
-        double lm = gc_objective(m, x, r);
-        xp[i] = v;
-        num[i] = (lp - lm) / (2 * o->h);
-    }
+    gc_module_ctx ctx = {m, x, r};
+    gc_central_differences(um_f32(x), nx, o->h, gc_module_objective, &ctx, num);
     failures += gc_compare("input", num, ana_x, nx, o);
     free(num);
     for (int k = 0; k < np; k++) {
         int64_t n = um_numel(params[k]);
         double *pn = malloc(sizeof(double) * (size_t)n);
-        float *pp = um_f32(params[k]);
-        for (int64_t i = 0; i < n; i++) {
-            float v = pp[i];
-            pp[i] = v + (float)o->h;
-            double lp = gc_objective(m, x, r);
-            pp[i] = v - (float)o->h;
-            double lm = gc_objective(m, x, r);
-            pp[i] = v;
-            pn[i] = (lp - lm) / (2 * o->h);
-        }
+        gc_central_differences(um_f32(params[k]), n, o->h, gc_module_objective, &ctx, pn);
         char what[32];
         snprintf(what, sizeof what, "param %d", k);
         failures += gc_compare(what, pn, ana_p[k], n, o);
